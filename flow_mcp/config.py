@@ -1,0 +1,132 @@
+"""Typed settings, read from the environment (``FLOWHUNT_*`` for the API, ``FLOW_MCP_*`` for the server)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_URL = "https://api.flowhunt.io"
+
+AuthHeaderStyle = Literal["bearer", "api-key"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "console"]
+
+
+class Settings(BaseSettings):
+    """Everything flow_mcp can be told; each field names its environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        extra="ignore",
+        # Constructor keywords (field names, used by the CLI's flags) and variables both populate a field.
+        populate_by_name=True,
+        # GUI hosts often write "" for a variable the user left blank: treat it as unset.
+        env_ignore_empty=True,
+        validate_default=True,
+    )
+
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias="FLOWHUNT_API_KEY", description="FlowHunt API key (secret)."
+    )
+    workspace_id: str | None = Field(
+        default=None,
+        validation_alias="FLOWHUNT_WORKSPACE_ID",
+        description="FlowHunt workspace; found from the API key when unset.",
+    )
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL, validation_alias="FLOWHUNT_BASE_URL", description="FlowHunt API base URL."
+    )
+    auth_header: AuthHeaderStyle = Field(
+        default="bearer",
+        validation_alias="FLOWHUNT_AUTH_HEADER",
+        description="How the key is sent: 'bearer' (Authorization: Bearer) or 'api-key' (Api-Key header).",
+    )
+    timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        validation_alias="FLOWHUNT_TIMEOUT",
+        description="Seconds allowed for one FlowHunt request.",
+    )
+    ask_timeout: float = Field(
+        default=50.0,
+        gt=0,
+        le=3600,
+        validation_alias="FLOW_MCP_ASK_TIMEOUT",
+        description="Seconds `ask` follows a turn before returning status 'running' with a cursor.",
+    )
+    settle_seconds: float = Field(
+        default=1.5,
+        ge=0,
+        le=60,
+        validation_alias="FLOW_MCP_SETTLE_SECONDS",
+        description="Quiet time after an answer before a turn counts as completed.",
+    )
+    heartbeat_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        le=5,
+        validation_alias="FLOW_MCP_HEARTBEAT_SECONDS",
+        description="Longest gap between progress notifications during `ask`.",
+    )
+    poll_min_interval: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        validation_alias="FLOW_MCP_POLL_MIN_INTERVAL",
+        description="Seconds between polls right after activity.",
+    )
+    poll_max_interval: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        validation_alias="FLOW_MCP_POLL_MAX_INTERVAL",
+        description="Longest pause between polls in a quiet stretch.",
+    )
+    max_retries: int = Field(
+        default=4,
+        ge=0,
+        le=10,
+        validation_alias="FLOW_MCP_MAX_RETRIES",
+        description="Retries of one FlowHunt request on connect errors, 429 and 502/503/504.",
+    )
+    retry_max_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=300,
+        validation_alias="FLOW_MCP_RETRY_MAX_SECONDS",
+        description="Total time one request may spend waiting between retries.",
+    )
+    log_level: LogLevel = Field(
+        default="info", validation_alias="FLOW_MCP_LOG_LEVEL", description="Log level (stderr)."
+    )
+    log_format: LogFormat = Field(
+        default="json", validation_alias="FLOW_MCP_LOG_FORMAT", description="'json' lines or 'console'."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or len(value) < len("http://x"):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://api.flowhunt.io")
+        return value
+
+    @field_validator("workspace_id")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("log_level", "log_format", "auth_header", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+ENV_VARS: dict[str, str] = {
+    name: str(field.validation_alias)  # every field above names its variable
+    for name, field in Settings.model_fields.items()
+}
+"""Field name -> environment variable, for the CLI's help and the README check."""

@@ -1,0 +1,127 @@
+"""The exception tree of flow_mcp.
+
+Every failure of a FlowHunt call is translated once, in ``client.py``, into one of these::
+
+    FlowMCPError
+    ├── InvalidArgumentError        bad input from a tool caller (session id, cursor, message, ...)
+    ├── ConfigurationError          something the user must set (API key, workspace)
+    └── FlowHuntError               anything that went wrong talking to FlowHunt
+        ├── TransportError          no usable HTTP response (connect, timeout, reset)
+        ├── ResponseShapeError      a 2xx whose body makes no sense (not JSON, wrong shape)
+        └── APIError                FlowHunt answered with an error status
+            ├── AuthError           401 / 403
+            ├── NotFoundError       404
+            ├── ValidationError     422 (FastAPI's detail list)
+            ├── RateLimitError      429 (carries retry_after)
+            └── ServerError         5xx
+
+No message built here ever contains an API key or a request header.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MAX_DETAIL_CHARS = 500
+
+
+class FlowMCPError(Exception):
+    """Base of every error flow_mcp raises on purpose."""
+
+
+class InvalidArgumentError(FlowMCPError, ValueError):
+    """A tool argument or CLI input that cannot be used as given."""
+
+
+class ConfigurationError(FlowMCPError):
+    """A setting the user must provide or fix."""
+
+
+class FlowHuntError(FlowMCPError):
+    """A FlowHunt call failed."""
+
+
+class TransportError(FlowHuntError):
+    """FlowHunt could not be reached or the connection broke before a full response."""
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        super().__init__(message)
+        # False only when the request certainly never reached FlowHunt (connect failure):
+        # the one case in which a non-idempotent call may be sent again.
+        self.request_sent = request_sent
+
+
+class ResponseShapeError(FlowHuntError):
+    """FlowHunt answered 2xx with a body that is not what the API describes."""
+
+
+class APIError(FlowHuntError):
+    """FlowHunt answered with an error status."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(f"FlowHunt answered {status_code}: {detail}" if detail else f"FlowHunt answered {status_code}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class AuthError(APIError):
+    """The API key is missing, wrong, or not allowed for this workspace."""
+
+
+class NotFoundError(APIError):
+    """The session (or other resource) does not exist."""
+
+
+class ValidationError(APIError):
+    """FlowHunt rejected the request's parameters (422)."""
+
+
+class RateLimitError(APIError):
+    """Too many requests (429)."""
+
+    def __init__(self, status_code: int, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(status_code, detail)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """FlowHunt failed (5xx)."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    401: AuthError,
+    403: AuthError,
+    404: NotFoundError,
+    422: ValidationError,
+}
+
+
+def error_for_status(status_code: int, body: Any, retry_after: float | None = None) -> APIError:
+    """Map an error status and its decoded JSON body (or None) to the matching APIError."""
+    detail = detail_text(body)
+    if status_code == 429:
+        return RateLimitError(status_code, detail, retry_after)
+    kind = _BY_STATUS.get(status_code, ServerError if status_code >= 500 else APIError)
+    return kind(status_code, detail)
+
+
+def detail_text(body: Any) -> str:
+    """FastAPI's ``detail`` as one short line: a string as is, a 422 list as ``loc: msg`` items."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        text = detail
+    elif isinstance(detail, list):
+        text = "; ".join(_validation_item(item) for item in detail[:5])
+    else:
+        text = ""
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL_CHARS else text[:_MAX_DETAIL_CHARS] + "…"
+
+
+def _validation_item(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)[:100]
+    loc = item.get("loc")
+    where = ".".join(str(part) for part in loc) if isinstance(loc, list) else ""
+    msg = str(item.get("msg", "invalid"))
+    return f"{where}: {msg}" if where else msg

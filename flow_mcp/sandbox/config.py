@@ -1,0 +1,126 @@
+"""Knobs of the FlowHunt simulator: one mutable dataclass, readable from the environment and changeable at runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import get_type_hints
+
+ENV_PREFIX = "FLOWHUNT_SANDBOX_"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass
+class SandboxConfig:
+    """Everything the sandbox can be told. Mutable on purpose: tests flip faults on a running server."""
+
+    api_key: str = "fh-sandbox-key"
+    workspace_id: str = "ws-sandbox"
+    # Real FlowHunt declares no auth on invoke/poll (the session id is the capability); mirror that by default.
+    require_auth_on_session_calls: bool = False
+    # Multiplies every scripted delay; 0 collapses a turn into (almost) one millisecond.
+    pacing: float = 1.0
+    inclusive_cursor: bool = False
+    shuffle: bool = False
+    duplicate_rate: float = 0.0
+    latency_ms: float = 0.0
+    rate_429: float = 0.0
+    retry_after_s: float = 1.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    rate_reset: float = 0.0
+    rate_stall: float = 0.0
+    stall_s: float = 30.0
+    rate_truncated: float = 0.0
+    rate_wrong_shape: float = 0.0
+    seed: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SandboxConfig:
+        """Build a config from `FLOWHUNT_SANDBOX_<KNOB>` variables; unset knobs keep their defaults."""
+        env = os.environ if environ is None else environ
+        changes: dict[str, object] = {}
+        for name in knob_names():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                changes[name] = _from_text(name, raw.strip())
+        config = cls()
+        config.update(changes)
+        return config
+
+    def update(self, changes: Mapping[str, object]) -> None:
+        """Apply a partial set of knobs; validates all of them before changing any, raising ValueError."""
+        checked = {name: _checked(name, value) for name, value in changes.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
+
+    def public_dict(self) -> dict[str, object]:
+        """The knobs as JSON-ready data, with the API key withheld."""
+        data = dataclasses.asdict(self)
+        data["api_key"] = "***"
+        return data
+
+
+def knob_names() -> tuple[str, ...]:
+    """Names of every knob, in declaration order."""
+    return tuple(field.name for field in dataclasses.fields(SandboxConfig))
+
+
+def _kinds() -> dict[str, object]:
+    return dict(get_type_hints(SandboxConfig))
+
+
+def _from_text(name: str, raw: str) -> object:
+    kind = _kinds().get(name)
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}: expected a boolean, got {raw!r}")
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()}: expected a number, got {raw!r}") from None
+    if kind == int | None:
+        if raw.lower() in {"", "none", "null"}:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()}: expected an integer, got {raw!r}") from None
+    return raw
+
+
+def _checked(name: str, value: object) -> object:
+    kinds = _kinds()
+    if name not in kinds:
+        raise ValueError(f"unknown sandbox knob {name!r}")
+    kind = kinds[name]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: expected a boolean")
+        return value
+    if kind is float:
+        # bool is an int subclass; True as a rate is a mistake, not 1.0.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name}: expected a number")
+        number = float(value)
+        if number != number or number < 0:
+            raise ValueError(f"{name}: expected a number >= 0")
+        if "rate" in name and number > 1:
+            raise ValueError(f"{name}: a rate is a probability between 0 and 1")
+        return number
+    if kind == int | None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name}: expected an integer or null")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a string")
+    return value
