@@ -20,7 +20,7 @@ def summarize(event: RawEvent) -> str:
         case "message":
             if event.event_type == "ai":
                 return "Answer ready"
-            return "Message sent" if event.event_type == "human" else "System message"
+            return "Message received" if event.event_type == "human" else "System message"
         case "loading":
             return clip(text_of(meta, "loading_desc") or f"Working: {tool}")
         case "v3_flow_assistant_init":

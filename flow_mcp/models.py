@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # ---------------------------------------------------------------------------------------------
 # Wire models
 
+AI_MODELS = ("Claude Sonnet 4.6", "GPT4.1", "O4 Mini", "O3 Mini")
+"""The ``ai_model`` values FlowHunt's invoke accepts."""
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)

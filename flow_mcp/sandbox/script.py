@@ -9,11 +9,11 @@ pacing 1.0; the state layer scales them and turns them into timestamps.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 # Metadata is usually an object, but the sandbox must also emit the odd shapes real servers may send.
-Metadata = dict[str, object] | list[object] | str
+Metadata = Mapping[str, object] | list[object] | str
 
 ASSISTANT_NAME = "Flow Assistant"
 MAX_SCRIPTED_EVENTS = 5000

@@ -1,0 +1,3 @@
+from flow_mcp.cli import main
+
+main()

@@ -1,0 +1,204 @@
+"""The ``flow-mcp`` command: serve (stdio MCP server), sandbox, demo and ask."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
+
+import anyio
+import pydantic
+import structlog
+from pydantic import SecretStr
+
+from flow_mcp import __version__
+from flow_mcp.config import ENV_VARS, Settings
+from flow_mcp.logs import configure_logging
+
+log = structlog.get_logger("flow_mcp.cli")
+
+# Flag -> Settings field. Every setting has a flag; the flag wins over the environment.
+SETTING_FLAGS: dict[str, str] = {
+    "--api-key": "api_key",
+    "--workspace-id": "workspace_id",
+    "--base-url": "base_url",
+    "--auth-header": "auth_header",
+    "--timeout": "timeout",
+    "--ask-timeout": "ask_timeout",
+    "--settle-seconds": "settle_seconds",
+    "--heartbeat-seconds": "heartbeat_seconds",
+    "--poll-min-interval": "poll_min_interval",
+    "--poll-max-interval": "poll_max_interval",
+    "--max-retries": "max_retries",
+    "--retry-max-seconds": "retry_max_seconds",
+    "--log-level": "log_level",
+    "--log-format": "log_format",
+}
+_COMMANDS = ("serve", "sandbox", "demo", "ask")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One clear line, no usage dump: the user sees what to fix.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``flow-mcp`` script and ``python -m flow_mcp``."""
+    args = _parser().parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        code = args.run(args)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    # Bare `flow-mcp` (what MCP hosts launch) and `flow-mcp --sandbox` mean `flow-mcp serve ...`.
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        return ["serve", *argv]
+    return argv
+
+
+def _parser() -> argparse.ArgumentParser:
+    settings_flags = _Parser(add_help=False)
+    group = settings_flags.add_argument_group("FlowHunt and server settings (each overrides its environment variable)")
+    for flag, field in SETTING_FLAGS.items():
+        info = Settings.model_fields[field]
+        group.add_argument(
+            flag, dest=field, default=None, metavar=field.upper(), help=f"{info.description} [{ENV_VARS[field]}]"
+        )
+
+    parser = _Parser(prog="flow-mcp", description="MCP server for FlowHunt's AI Flow Assistant.")
+    parser.add_argument("--version", action="version", version=f"flow-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    serve = commands.add_parser(
+        "serve", parents=[settings_flags], help="run the MCP server over stdio (the default command)"
+    )
+    serve.add_argument("--sandbox", action="store_true", help="use a built-in FlowHunt simulator: no account needed")
+    serve.set_defaults(run=_serve)
+
+    sandbox = commands.add_parser("sandbox", help="run the FlowHunt simulator alone (for tests and trials)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sandbox.set_defaults(run=_sandbox)
+
+    demo = commands.add_parser("demo", help="try the whole path against the simulator, no account needed")
+    demo.set_defaults(run=_demo)
+
+    ask = commands.add_parser("ask", parents=[settings_flags], help="one turn from a terminal, with live progress")
+    ask.add_argument("message", help="what to ask the Flow Assistant")
+    ask.add_argument("--session", dest="session_id", default=None, help="continue this session")
+    ask.add_argument("--sandbox", action="store_true", help="use a built-in FlowHunt simulator: no account needed")
+    ask.set_defaults(run=_ask)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {field: getattr(args, field) for field in SETTING_FLAGS.values() if getattr(args, field) is not None}
+    try:
+        return Settings(**overrides)
+    except pydantic.ValidationError as error:
+        problem = error.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = ENV_VARS.get(field, field)
+        flag = next((f for f, v in SETTING_FLAGS.items() if v == field or ENV_VARS[v] == field), "")
+        where = f"{name} / {flag}" if flag else name
+        _fail(f"invalid setting {where}: {problem['msg']}")
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"flow-mcp: error: {message}\n")
+    sys.exit(2)
+
+
+def _configure(settings: Settings) -> None:
+    secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets)
+
+
+@contextlib.contextmanager
+def _maybe_sandbox(settings: Settings, enabled: bool) -> Iterator[Settings]:
+    """With ``--sandbox``: a simulator in a background thread, and settings pointing at it."""
+    if not enabled:
+        yield settings
+        return
+    from flow_mcp.sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig.from_env()) as sandbox:
+        yield settings.model_copy(
+            update={"base_url": sandbox.url, "api_key": SecretStr(sandbox.config.api_key), "workspace_id": None}
+        )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flow_mcp.server import build_server
+
+    settings = _settings(args)
+    _configure(settings)
+    with _maybe_sandbox(settings, args.sandbox) as settings:
+        log.info(
+            "server_starting",
+            transport="stdio",
+            version=__version__,
+            base_url=settings.base_url,
+            sandbox=args.sandbox,
+            api_key_set=settings.api_key is not None,
+        )
+        if settings.api_key is None:
+            log.warning("api_key_missing", help="set FLOWHUNT_API_KEY; tools will say so when called")
+        build_server(settings).run("stdio")
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from flow_mcp.sandbox import SandboxConfig, run_sandbox
+
+    configure_logging("info", "console")
+    config = SandboxConfig.from_env()
+    sys.stderr.write(
+        f"FlowHunt sandbox on http://{args.host}:{args.port} (API key: {config.api_key}, "
+        f"workspace: {config.workspace_id}). Point flow-mcp at it with "
+        f"FLOWHUNT_BASE_URL=http://{args.host}:{args.port} FLOWHUNT_API_KEY={config.api_key}\n"
+    )
+    run_sandbox(host=args.host, port=args.port, config=config)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from flow_mcp.demo import run_demo
+
+    code: int = anyio.run(run_demo)
+    return code
+
+
+def _ask(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    # The terminal shows progress and the answer; log lines only for problems.
+    configure_logging("warning", "console", secrets=[settings.api_key.get_secret_value()] if settings.api_key else [])
+    with _maybe_sandbox(settings, args.sandbox) as settings:
+        return anyio.run(_ask_once, settings, args.message, args.session_id)
+
+
+async def _ask_once(settings: Settings, message: str, session_id: str | None) -> int:
+    from mcp import Client
+
+    from flow_mcp.server import build_server
+
+    async def show(progress: float, total: float | None, message: str | None) -> None:
+        sys.stderr.write(f"  … {message}\n")
+
+    arguments: dict[str, Any] = {"message": message}
+    if session_id:
+        arguments["session_id"] = session_id
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("ask", arguments, progress_callback=show)
+    text = "\n".join(getattr(block, "text", "") for block in result.content)
+    (sys.stderr if result.is_error else sys.stdout).write(text + "\n")
+    if result.is_error:
+        return 1
+    status = (result.structured_content or {}).get("status")
+    return 0 if status in ("completed", "waiting_for_input", "running") else 1

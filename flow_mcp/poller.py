@@ -1,0 +1,113 @@
+"""Following a turn: the polling loop and its policy, on top of the client and the pure turn logic.
+
+A poll is idempotent, so a poll cut short by a deadline or a cancellation loses nothing: the cursor
+only moves after a whole batch has been accepted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+import structlog
+
+from flow_mcp.client import FlowHuntClient
+from flow_mcp.config import Settings
+from flow_mcp.events import summarize
+from flow_mcp.models import RawEvent
+from flow_mcp.turns import Cursor, advance, latch_completed, settles_at, status_of
+
+log = structlog.get_logger("flow_mcp.poller")
+
+OnEvents = Callable[[Sequence[RawEvent], Cursor], Awaitable[None]]
+Until = Literal["new_events", "turn_end"]
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds; the cursor carries it across calls (and processes), so not monotonic."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Fast right after activity, slower through quiet stretches, never slower than ``max_interval``."""
+
+    min_interval: float = 0.2
+    max_interval: float = 2.0
+    growth: float = 1.5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PollPolicy:
+        return cls(settings.poll_min_interval, max(settings.poll_min_interval, settings.poll_max_interval))
+
+    def next_interval(self, current: float, got_events: bool) -> float:
+        if got_events:
+            return self.min_interval
+        return min(self.max_interval, current * self.growth)
+
+
+def log_events(session_id: str, events: Sequence[RawEvent]) -> None:
+    """One structured log line per received event."""
+    for event in events:
+        log.info(
+            "flowhunt_event",
+            session_id=session_id,
+            event_id=event.event_id,
+            action_type=event.action_type,
+            event_type=event.event_type,
+            credits=event.credits,
+            component_name=event.component_name,
+            summary=summarize(event),
+        )
+
+
+def absorb(session_id: str, cursor: Cursor, batch: Sequence[RawEvent], settle_ms: int) -> tuple[list[RawEvent], Cursor]:
+    """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
+    fresh, cursor = cursor.accept(batch)
+    stamp = now_ms()
+    progress = advance(cursor.progress, fresh, stamp) if fresh else cursor.progress
+    log_events(session_id, fresh)
+    return fresh, cursor.with_progress(latch_completed(progress, stamp, settle_ms))
+
+
+async def follow(
+    client: FlowHuntClient,
+    session_id: str,
+    cursor: Cursor,
+    *,
+    settings: Settings,
+    deadline: float,
+    until: Until,
+    on_events: OnEvents | None = None,
+) -> Cursor:
+    """Poll until the turn ends (or, with ``until="new_events"``, new events arrive) or ``deadline``.
+
+    ``deadline`` is on ``time.monotonic()``. Returns the cursor after the last whole batch.
+    """
+    policy = PollPolicy.from_settings(settings)
+    settle_ms = int(settings.settle_seconds * 1000)
+    interval = policy.min_interval
+    while True:
+        batch: list[RawEvent] | None = None
+        with anyio.move_on_after(max(deadline - time.monotonic(), 0.0)):
+            batch = await client.poll(session_id, cursor.query_timestamp())
+        if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
+            return cursor
+        fresh, cursor = absorb(session_id, cursor, batch, settle_ms)
+        if fresh and on_events is not None:
+            await on_events(fresh, cursor)
+        if status_of(cursor.progress, now_ms(), settle_ms) != "running" or (until == "new_events" and fresh):
+            return cursor
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return cursor
+        interval = policy.next_interval(interval, bool(fresh))
+        pause = min(interval, remaining)
+        settle_at = settles_at(cursor.progress, settle_ms)
+        if settle_at is not None:
+            # Poll once more right when the settle window closes, so completion is seen without delay.
+            pause = min(pause, max((settle_at - now_ms()) / 1000, 0.0) + 0.01)
+        await anyio.sleep(pause)

@@ -1,0 +1,146 @@
+"""ASGI middleware that logs every API request and injects the faults the config asks for.
+
+Faults apply to the /v3 endpoints only. 429 and 503 are answered before the request reaches the app (no side
+effect, safe to retry). 500, reset, truncated and wrong_shape are applied after the app has run, so the invoke's
+turn really starts: a client that retries an invoke on those will visibly send it twice. A stall sleeps and then
+lets the request through, which is what a server does when the client has already given up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from email.utils import formatdate
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flow_mcp.sandbox.state import JSONDict, SandboxState
+
+logger = logging.getLogger("flow_mcp.sandbox")
+
+FAULT_SCOPE_KEY = "flow_mcp.sandbox.fault"
+CONTROL_PREFIX = "/_sandbox/"
+_BEFORE = frozenset({"429", "503"})
+_AFTER = frozenset({"500", "reset", "truncated", "wrong_shape"})
+
+
+class FaultMiddleware:
+    """Wraps the sandbox app: request log, latency, and fault injection."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        raw_path = scope.get("raw_path") or path.encode()
+        query = scope.get("query_string", b"").decode("latin-1")
+        entry = self.state.record_request(scope["method"], raw_path.decode("latin-1"), query)
+        config = self.state.config
+        if config.latency_ms > 0:
+            await anyio.sleep(config.latency_ms / 1000)
+        fault = self.state.draw_fault() if path.startswith("/v3/") else None
+        if fault is not None:
+            logger.info("sandbox fault %s on %s %s", fault, scope["method"], path)
+        if fault in _BEFORE:
+            self.state.record_fault(str(fault), entry)
+            await self._refuse(str(fault), entry, send)
+            return
+        if fault == "stall":
+            self.state.record_fault(fault, entry)
+            await anyio.sleep(config.stall_s)
+        scope[FAULT_SCOPE_KEY] = fault
+        if fault in _AFTER:
+            await self._after(str(fault), entry, scope, receive, send)
+            return
+
+        async def send_and_note(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.state.set_status(entry, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, send_and_note)
+
+    async def _refuse(self, fault: str, entry: JSONDict, send: Send) -> None:
+        if fault == "429":
+            body: JSONDict = {"detail": "Too Many Requests"}
+            await _send_json(send, 429, body, [(b"retry-after", self._retry_after().encode())])
+            self.state.set_status(entry, 429)
+        else:
+            await _send_json(send, 503, {"detail": "Service Unavailable"}, [])
+            self.state.set_status(entry, 503)
+
+    def _retry_after(self) -> str:
+        seconds = self.state.config.retry_after_s
+        # Both forms are legal (RFC 9110); clients must read either.
+        if self.state.choice(2) == 0:
+            return str(max(0, round(seconds)))
+        return formatdate(time.time() + seconds, usegmt=True)
+
+    async def _after(self, fault: str, entry: JSONDict, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        status = int(start.get("status", 500))
+        body = b"".join(chunks)
+        if fault in ("truncated", "wrong_shape") and not 200 <= status < 300:
+            # Mangling an error would turn it into a success; pass the error through and inject nothing.
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            self.state.set_status(entry, status)
+            return
+        self.state.record_fault(fault, entry)
+        if fault == "500":
+            await _send_raw(send, 500, b"Internal Server Error", b"text/plain; charset=utf-8")
+            self.state.set_status(entry, 500)
+        elif fault == "reset":
+            await self._reset(start, body, send)
+            self.state.set_status(entry, status)
+        elif fault == "truncated":
+            cut = body[: max(1, len(body) // 2)]
+            await _send_raw(send, status, cut, b"application/json")
+            self.state.set_status(entry, status)
+        else:
+            await _send_json(send, status, self._wrong_shape(body), [])
+            self.state.set_status(entry, status)
+
+    async def _reset(self, start: Message, body: bytes, send: Send) -> None:
+        # Announce the full length, send half, and return: uvicorn then closes the connection mid-body,
+        # which the client sees as a protocol error (the "connection reset" of a flaky proxy).
+        await send(start)
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+
+    def _wrong_shape(self, body: bytes) -> object:
+        try:
+            original = json.loads(body)
+        except ValueError:
+            original = None
+        if isinstance(original, list):
+            return [{"events": original}, [1, 2, 3]][self.state.choice(2)]
+        return [[1, 2, 3], {"unexpected": True}][self.state.choice(2)]
+
+
+async def _send_json(send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]]) -> None:
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    await _send_raw(send, status, data, b"application/json", headers)
+
+
+async def _send_raw(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    all_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,349 @@
+"""build_server(): the MCP server with the four tools. Tools are thin: validate, call, shape the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio
+import structlog
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from flow_mcp import __version__, render
+from flow_mcp.client import SESSION_ID_PATTERN, FlowHuntClient, parse_events, validate_session_id
+from flow_mcp.config import Settings
+from flow_mcp.errors import FlowMCPError, InvalidArgumentError
+from flow_mcp.events import is_answer, normalize, text_of
+from flow_mcp.failures import describe
+from flow_mcp.models import AI_MODELS, AskResult, CreateSessionResult, InvokeResult, PollResult, RawEvent
+from flow_mcp.poller import absorb, follow, now_ms
+from flow_mcp.progress import Progress
+from flow_mcp.turns import Cursor, TurnDigest, decode_cursor, status_of
+from flow_mcp.validation import check_ai_model, check_message, check_seconds
+
+log = structlog.get_logger("flow_mcp.server")
+
+MAX_POLL_WAIT_SECONDS = 45.0
+MAX_ASK_TIMEOUT_SECONDS = 600.0
+
+INSTRUCTIONS = """\
+Tools for FlowHunt's AI Flow Assistant, which builds and edits FlowHunt flows (AI agents).
+Use `ask` for a whole conversation turn in one call: it returns the assistant's answer, the tools it used
+and the flow edits it made. Pass the returned session_id to the next `ask` to continue the conversation.
+If `ask` returns status "running", the turn continues on FlowHunt: call `poll_events` with the returned
+session_id and cursor (wait_seconds=30) until the status is no longer "running".
+Use `create_session` + `invoke` + `poll_events` when you want to drive each step yourself."""
+
+
+@dataclass
+class AppState:
+    """What the server holds for its lifetime: settings and the one FlowHunt client."""
+
+    settings: Settings
+    client: FlowHuntClient
+
+
+ClientFactory = Callable[[Settings], FlowHuntClient]
+
+SessionIdArg = Annotated[
+    str,
+    Field(
+        description="A FlowHunt session id from create_session or ask.",
+        json_schema_extra={"pattern": SESSION_ID_PATTERN.pattern},
+    ),
+]
+MessageArg = Annotated[
+    str, Field(description="Your message to the Flow Assistant, e.g. 'Build a flow that answers FAQ from my docs'.")
+]
+AiModelArg = Annotated[
+    str | None,
+    Field(
+        description="Model the assistant uses; omit for FlowHunt's default.",
+        json_schema_extra={"enum": [*AI_MODELS, None]},
+    ),
+]
+ContextFlowArg = Annotated[
+    str | None, Field(description="Id of an existing FlowHunt flow for the assistant to work on, if any.")
+]
+
+
+def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHuntClient) -> MCPServer[AppState]:
+    """The flow_mcp MCP server. Nothing here touches the network: FlowHunt is first called by a tool."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with client_factory(settings) as client:
+            yield AppState(settings=settings, client=client)
+
+    mcp: MCPServer[AppState] = MCPServer(
+        "flow-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING"
+    )
+
+    @mcp.tool(annotations=ToolAnnotations(title="Create a Flow Assistant session", open_world_hint=True))
+    async def create_session(
+        ctx: Context[AppState],
+        context_flow_id: ContextFlowArg = None,
+        start_with_welcome_message: Annotated[
+            bool, Field(description="Ask the assistant to post a welcome message first.")
+        ] = False,
+    ) -> Annotated[CallToolResult, CreateSessionResult]:
+        """Start a new conversation with FlowHunt's Flow Assistant and return its session_id.
+
+        Usually not needed: `ask` creates a session by itself. Use it to drive turns step by step with
+        `invoke` and `poll_events`.
+        """
+        state = _state(ctx)
+        with _tool_errors("create_session", _Hint()):
+            created = await state.client.create_session(context_flow_id, start_with_welcome_message)
+            result = CreateSessionResult(
+                session_id=created.session_id,
+                created_at=created.created_at,
+                workspace_id=await state.client.workspace_id(),
+            )
+        return _result(result, render.create_session_text(result))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True))
+    async def invoke(
+        ctx: Context[AppState], session_id: SessionIdArg, message: MessageArg, ai_model: AiModelArg = None
+    ) -> Annotated[CallToolResult, InvokeResult]:
+        """Send a message to the assistant in a session and return at once with a cursor.
+
+        The assistant then works in the background: call `poll_events(session_id, cursor, wait_seconds=30)`
+        until its status is no longer "running". Prefer `ask`, which does all of this in one call.
+        """
+        state = _state(ctx)
+        with _tool_errors("invoke", _Hint(session_id=session_id, invoking=True)):
+            sid, text, model = validate_session_id(session_id), check_message(message), check_ai_model(ai_model)
+            events, cursor, invocation = await _invoke(state, sid, text, model)
+            result = InvokeResult(
+                session_id=sid,
+                message_id=invocation.message_id,
+                created_at=invocation.created_at,
+                cursor=cursor.encode(),
+                events=[normalize(event) for event in events],
+            )
+        return _result(result, render.invoke_text(result))
+
+    @mcp.tool(
+        annotations=ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True)
+    )
+    async def poll_events(
+        ctx: Context[AppState],
+        session_id: SessionIdArg,
+        cursor: Annotated[
+            str,
+            Field(description="The cursor from invoke, ask or the previous poll_events (or a FlowHunt timestamp)."),
+        ],
+        wait_seconds: Annotated[
+            float,
+            Field(description="Wait up to this long (0-45 s) for new events instead of returning at once."),
+        ] = 0,
+    ) -> Annotated[CallToolResult, PollResult]:
+        """Fetch the events of a session newer than `cursor`, each exactly once, with the turn's status.
+
+        Pass the returned cursor to the next call. With wait_seconds > 0 it waits until at least one new event
+        arrives, the turn ends, or the wait is over, so you can follow a turn without calling in a tight loop.
+        """
+        state = _state(ctx)
+        with _tool_errors("poll_events", _Hint(session_id=session_id)):
+            sid = validate_session_id(session_id)
+            wait = check_seconds("wait_seconds", wait_seconds, low=0, high=MAX_POLL_WAIT_SECONDS)
+            start = decode_cursor(cursor)
+            collected: list[RawEvent] = []
+
+            async def keep(events: Any, _: Cursor) -> None:
+                collected.extend(events)
+
+            end = await follow(
+                state.client,
+                sid,
+                start,
+                settings=state.settings,
+                deadline=time.monotonic() + wait,
+                until="new_events",
+                on_events=keep,
+            )
+            progress = end.progress
+            answers = [text_of(event.meta, "message") for event in collected if is_answer(event)]
+            result = PollResult(
+                session_id=sid,
+                events=[normalize(event) for event in collected],
+                cursor=end.encode(),
+                status=status_of(progress, now_ms(), _settle_ms(state)),
+                answer=next((a for a in reversed(answers) if a), None),
+                waiting_for=progress.waiting_for,
+                error=progress.error,
+            )
+        return _result(result, render.poll_text(result))
+
+    @mcp.tool(annotations=ToolAnnotations(title="Ask the Flow Assistant", open_world_hint=True))
+    async def ask(
+        ctx: Context[AppState],
+        message: MessageArg,
+        session_id: Annotated[
+            str | None,
+            Field(
+                description="Continue this session (from a previous ask); omit to start a new conversation.",
+                json_schema_extra={"pattern": SESSION_ID_PATTERN.pattern},
+            ),
+        ] = None,
+        context_flow_id: ContextFlowArg = None,
+        ai_model: AiModelArg = None,
+        timeout_seconds: Annotated[
+            float | None,
+            Field(description="Return after this many seconds even if the turn is still running (default 50)."),
+        ] = None,
+    ) -> Annotated[CallToolResult, AskResult]:
+        """Ask FlowHunt's Flow Assistant something and get its answer: one call for a whole turn.
+
+        Creates a session unless `session_id` is given, sends the message, follows the assistant while it
+        works (streaming progress) and returns the answer, the tools it used and the flow edits it made.
+        If the turn is not done in time it returns status "running" with a cursor: then call
+        `poll_events(session_id, cursor, wait_seconds=30)` until the status is no longer "running".
+        """
+        state = _state(ctx)
+        started = time.monotonic()
+        hint = _Hint(session_id=session_id)
+        with _tool_errors("ask", hint):
+            text, model = check_message(message), check_ai_model(ai_model)
+            budget = (
+                state.settings.ask_timeout
+                if timeout_seconds is None
+                else check_seconds("timeout_seconds", timeout_seconds, low=1, high=MAX_ASK_TIMEOUT_SECONDS)
+            )
+            if session_id is not None:
+                validate_session_id(session_id)
+                if context_flow_id is not None:
+                    raise InvalidArgumentError(
+                        "context_flow_id applies to a new session only: omit session_id to use it."
+                    )
+            else:
+                created = await state.client.create_session(context_flow_id)
+                hint.session_id = created.session_id
+            sid = hint.session_id
+            assert sid is not None
+            result = await _ask_turn(ctx, state, sid, text, model, deadline=started + budget, hint=hint)
+        return _result(result, render.ask_text(result))
+
+    return mcp
+
+
+# -- the ask turn ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Hint:
+    """What a failing tool knows so far, so that its error text can say how to resume."""
+
+    session_id: str | None = None
+    cursor: str | None = None
+    invoking: bool = False  # a failure now may come after FlowHunt took the message in
+
+
+async def _ask_turn(
+    ctx: Context[AppState], state: AppState, sid: str, message: str, model: str | None, *, deadline: float, hint: _Hint
+) -> AskResult:
+    progress = Progress(ctx.report_progress)
+    digest = TurnDigest()
+
+    async def on_events(events: Any, cursor: Cursor) -> None:
+        hint.cursor = cursor.encode()
+        progress.cursor = cursor
+        for event in events:
+            digest.add(event)
+            await progress.event(event)
+
+    hint.invoking = True
+    events, cursor, invocation = await _invoke(state, sid, message, model)
+    hint.invoking = False
+    await progress.send("Message sent; the assistant is working")
+    if events:
+        await on_events(events, cursor)
+    hint.cursor, progress.cursor = cursor.encode(), cursor
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(progress.heartbeats, state.settings.heartbeat_seconds)
+        cursor = await follow(
+            state.client,
+            sid,
+            cursor,
+            settings=state.settings,
+            deadline=deadline,
+            until="turn_end",
+            on_events=on_events,
+        )
+        tasks.cancel_scope.cancel()
+    turn = cursor.progress
+    return AskResult(
+        session_id=sid,
+        message_id=invocation.message_id,
+        status=status_of(turn, now_ms(), _settle_ms(state)),
+        answer=digest.messages[-1] if digest.messages else None,
+        messages=digest.messages,
+        tool_calls=digest.tool_calls,
+        actions=digest.actions,
+        credits=round(digest.credits, 6),
+        events_count=digest.events_count,
+        cursor=cursor.encode(),
+        waiting_for=turn.waiting_for,
+        error=turn.error,
+    )
+
+
+async def _invoke(state: AppState, sid: str, message: str, model: str | None) -> tuple[list[RawEvent], Cursor, Any]:
+    """Send the message; the cursor starts at FlowHunt's created_at, past any cached events."""
+    invocation = await state.client.invoke(sid, message, model)
+    cached = parse_events(invocation.cached_events, session_id=sid)
+    events, cursor = absorb(sid, Cursor(timestamp=int(invocation.created_at)), cached, _settle_ms(state))
+    return events, cursor, invocation
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _state(ctx: Context[AppState]) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+def _settle_ms(state: AppState) -> int:
+    return int(state.settings.settle_seconds * 1000)
+
+
+def _result(result: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json")
+    )
+
+
+@contextmanager
+def _tool_errors(tool: str, hint: _Hint) -> Iterator[None]:
+    """Turn every failure into a tool error whose text says what to do; never a traceback or a secret."""
+    try:
+        yield
+    except BaseException as raised:
+        error = _leaf(raised)
+        if not isinstance(error, Exception):
+            raise  # cancellation and interpreter exits pass through untouched
+        if isinstance(error, FlowMCPError):
+            log.info("tool_failed", tool=tool, error_type=type(error).__name__)
+            text = describe(error, session_id=hint.session_id, cursor=hint.cursor, invoking=hint.invoking)
+            raise ToolError(text) from None
+        log.error("tool_crashed", tool=tool, error_type=type(error).__name__, exc_info=error)
+        raise ToolError(
+            f"flow_mcp hit an internal error in {tool} ({type(error).__name__}); the server keeps running and the "
+            "details are in its log. Retry, or report it with that log."
+        ) from None
+
+
+def _leaf(error: BaseException) -> BaseException:
+    # A task group wraps a failure in an exception group; the first real failure is what matters.
+    while isinstance(error, BaseExceptionGroup):
+        error = next(
+            (e for e in error.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())), error.exceptions[0]
+        )
+    return error
