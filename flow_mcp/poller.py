@@ -85,21 +85,29 @@ async def follow(
 ) -> Cursor:
     """Poll until the turn ends (or, with ``until="new_events"``, new events arrive) or ``deadline``.
 
-    ``deadline`` is on ``time.monotonic()``. Returns the cursor after the last whole batch.
+    With ``until="new_events"``, an answer that is only waiting for its settle window is followed to the
+    window's end, so the caller gets the answer and "completed" together. ``deadline`` is on
+    ``time.monotonic()``; the first poll always completes. Returns the cursor after the last whole batch.
     """
     policy = PollPolicy.from_settings(settings)
     settle_ms = int(settings.settle_seconds * 1000)
     interval = policy.min_interval
+    delivered = False
+    first = True
     while True:
         batch: list[RawEvent] | None = None
-        with anyio.move_on_after(max(deadline - time.monotonic(), 0.0)):
+        with anyio.move_on_after(float("inf") if first else max(deadline - time.monotonic(), 0.0)):
             batch = await client.poll(session_id, cursor.query_timestamp())
         if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
             return cursor
+        first = False
         fresh, cursor = absorb(session_id, cursor, batch, settle_ms)
         if fresh and on_events is not None:
             await on_events(fresh, cursor)
-        if status_of(cursor.progress, now_ms(), settle_ms) != "running" or (until == "new_events" and fresh):
+        delivered = delivered or bool(fresh)
+        if status_of(cursor.progress, now_ms(), settle_ms) != "running":
+            return cursor
+        if until == "new_events" and delivered and settles_at(cursor.progress, settle_ms) is None:
             return cursor
         remaining = deadline - time.monotonic()
         if remaining <= 0:

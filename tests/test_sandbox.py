@@ -122,7 +122,9 @@ def test_missing_or_wrong_key_is_401_and_the_key_is_never_echoed(sandbox: Sandbo
     assert "fh-guess-123" not in wrong.text
 
 
-def test_invoke_and_poll_need_no_key_unless_the_knob_asks_for_one(sandbox: SandboxServer, client: httpx2.Client) -> None:
+def test_invoke_and_poll_need_no_key_unless_the_knob_asks_for_one(
+    sandbox: SandboxServer, client: httpx2.Client
+) -> None:
     session_id = create(client)
     with httpx2.Client(base_url=sandbox.url) as anonymous:
         assert anonymous.post(f"/v3/flow-assistants/{session_id}/invoke", json={"message": "hi"}).status_code == 200
