@@ -6,6 +6,7 @@ The MCP client talks to this process as if it were the server; stdin is passed s
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import threading
 def main() -> int:
     stdout_copy, stderr_file, *serve_args = sys.argv[1:]
     with open(stderr_file, "wb") as errors:
-        server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        server = subprocess.Popen(
             [sys.executable, "-m", "flow_mcp", "serve", *serve_args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -30,10 +31,8 @@ def main() -> int:
             except (BrokenPipeError, ValueError, OSError):
                 pass
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     server.stdin.close()  # type: ignore[union-attr]
-                except OSError:
-                    pass
 
         threading.Thread(target=forward_stdin, daemon=True).start()
         with open(stdout_copy, "wb") as copy:

@@ -23,7 +23,9 @@ def text_of(result: Any) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
-async def follow_with_poll_events(client: Client, session_id: str, cursor: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def follow_with_poll_events(
+    client: Client, session_id: str, cursor: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Call poll_events until the turn is no longer running; every event seen, and the last result."""
     events: list[dict[str, Any]] = []
     with anyio.fail_after(30):

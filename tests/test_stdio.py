@@ -46,7 +46,9 @@ async def run_every_tool(client: Client) -> list[Any]:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(message)
 
-    ask = await client.call_tool("ask", {"message": "Build a flow with emoji 🚀 and 日本語"}, progress_callback=on_progress)
+    ask = await client.call_tool(
+        "ask", {"message": "Build a flow with emoji 🚀 and 日本語"}, progress_callback=on_progress
+    )
     results.append(ask)
     assert not ask.is_error, text_of(ask)
     assert ask.structured_content is not None and ask.structured_content["status"] == "completed"
@@ -60,7 +62,9 @@ async def run_every_tool(client: Client) -> list[Any]:
     cursor = invoked.structured_content["cursor"]  # type: ignore[index]
     with anyio.fail_after(30):
         while True:
-            polled = await client.call_tool("poll_events", {"session_id": session_id, "cursor": cursor, "wait_seconds": 2})
+            polled = await client.call_tool(
+                "poll_events", {"session_id": session_id, "cursor": cursor, "wait_seconds": 2}
+            )
             results.append(polled)
             assert not polled.is_error, text_of(polled)
             cursor = polled.structured_content["cursor"]  # type: ignore[index]
@@ -102,7 +106,9 @@ async def test_the_four_tools_work_through_a_stdio_subprocess(sandbox: SandboxSe
             await run_every_tool(client)
 
 
-async def test_a_wrong_api_key_is_a_tool_error_that_does_not_echo_the_key(secret_sandbox: SandboxServer, tmp_path: Path) -> None:
+async def test_a_wrong_api_key_is_a_tool_error_that_does_not_echo_the_key(
+    secret_sandbox: SandboxServer, tmp_path: Path
+) -> None:
     wrong = "fh-wrong-KEY-0123456789abcdef"
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     env = server_env(secret_sandbox, FLOWHUNT_API_KEY=wrong, FLOW_MCP_LOG_LEVEL="debug")
@@ -115,14 +121,26 @@ async def test_a_wrong_api_key_is_a_tool_error_that_does_not_echo_the_key(secret
 def test_initialize_and_tools_list_answer_fast_when_flowhunt_is_unreachable(tmp_path: Path) -> None:
     env = server_env(None, FLOWHUNT_BASE_URL="http://10.255.255.1:81", FLOWHUNT_API_KEY="x" * 24)
     requests = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
     ]
     started = time.monotonic()
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "flow_mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flow_mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     assert server.stdin is not None and server.stdout is not None
     server.stdin.write("".join(json.dumps(r) + "\n" for r in requests).encode())
@@ -135,5 +153,10 @@ def test_initialize_and_tools_list_answer_fast_when_flowhunt_is_unreachable(tmp_
     server.stderr.close()
     server.stdout.close()
     assert answers[0]["id"] == 1 and answers[0]["result"]["serverInfo"]["name"] == "flow-mcp"
-    assert {tool["name"] for tool in answers[1]["result"]["tools"]} == {"ask", "create_session", "invoke", "poll_events"}
+    assert {tool["name"] for tool in answers[1]["result"]["tools"]} == {
+        "ask",
+        "create_session",
+        "invoke",
+        "poll_events",
+    }
     assert elapsed < 20  # generous bound for a cold interpreter; the point is no network wait on 10.255.255.1

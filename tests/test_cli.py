@@ -1,0 +1,90 @@
+"""The ``flow-mcp`` command as a user runs it: help, bad input, demo, ask, and docs that match the code."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from flow_mcp.cli import SETTING_FLAGS
+from flow_mcp.config import ENV_VARS
+
+from .conftest import ROOT, server_env
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flow_mcp", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env or server_env(None),
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["serve", "--help"], ["sandbox", "--help"], ["demo", "--help"], ["ask", "--help"]]
+)
+def test_every_command_has_help(args: list[str]) -> None:
+    done = run(*args)
+    assert done.returncode == 0 and "usage: flow-mcp" in done.stdout
+
+
+def test_help_names_every_setting_with_its_flag_and_variable() -> None:
+    done = run("serve", "--help")
+    for flag, field in SETTING_FLAGS.items():
+        assert flag in done.stdout and ENV_VARS[field] in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["--no-such-flag"], ["serve", "--timeout"], ["ask"], ["sandbox", "--port", "abc"], ["frobnicate"]]
+)
+def test_a_bad_command_line_gives_one_clear_line_and_no_traceback(args: list[str]) -> None:
+    done = run(*args)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "error" in done.stderr
+    assert done.stdout == ""
+
+
+def test_an_invalid_setting_names_its_variable_and_flag() -> None:
+    done = run("serve", env=server_env(None, FLOWHUNT_TIMEOUT="soon"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "FLOWHUNT_TIMEOUT" in done.stderr and "--timeout" in done.stderr
+    assert done.stdout == ""
+
+
+def test_demo_runs_the_whole_path_and_shows_streamed_progress() -> None:
+    done = run("demo", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Tools: ask, create_session, invoke, poll_events" in done.stdout
+    assert done.stdout.count("< answer:") == 2
+    assert "… Calling tool search_docs" in done.stdout
+
+
+def test_ask_from_a_terminal_prints_progress_to_stderr_and_the_answer_to_stdout() -> None:
+    done = run("ask", "Build a tiny flow", "--sandbox", env=server_env(None, FLOWHUNT_SANDBOX_PACING="0.05"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith('You asked: "Build a tiny flow"')
+    assert "… Answer ready" in done.stderr
+
+
+def test_the_readme_documents_every_variable_and_flag() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for flag, field in SETTING_FLAGS.items():
+        row = next(
+            (line for line in readme.splitlines() if f"`{ENV_VARS[field]}`" in line and line.startswith("|")), ""
+        )
+        assert f"`{flag}`" in row, f"README's configuration table lacks {ENV_VARS[field]} / {flag}"
+
+
+def test_the_ci_script_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    commands = re.findall(r"```(?:sh|bash)\n(.*?)```", readme, re.S)
+    test_command = next(c.strip() for c in commands if "pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text("utf-8")
