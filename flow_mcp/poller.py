@@ -93,14 +93,15 @@ async def follow(
     settle_ms = int(settings.settle_seconds * 1000)
     interval = policy.min_interval
     delivered = False
-    first = True
+    # With no time at all (poll_events with wait_seconds=0), the one poll runs to the client's own limits.
+    limit = float("inf") if deadline <= time.monotonic() else deadline
     while True:
         batch: list[RawEvent] | None = None
-        with anyio.move_on_after(float("inf") if first else max(deadline - time.monotonic(), 0.0)):
+        with anyio.move_on_after(max(limit - time.monotonic(), 0.0)):
             batch = await client.poll(session_id, cursor.query_timestamp())
         if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
             return cursor
-        first = False
+        limit = deadline
         fresh, cursor = absorb(session_id, cursor, batch, settle_ms)
         if fresh and on_events is not None:
             await on_events(fresh, cursor)

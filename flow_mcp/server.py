@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import structlog
@@ -50,6 +51,7 @@ class AppState:
 
 
 ClientFactory = Callable[[Settings], FlowHuntClient]
+_Tool = TypeVar("_Tool", bound=Callable[..., Any])
 
 SessionIdArg = Annotated[
     str,
@@ -85,7 +87,14 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
         "flow-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING"
     )
 
-    @mcp.tool(annotations=ToolAnnotations(title="Create a Flow Assistant session", open_world_hint=True))
+    def tool(annotations: ToolAnnotations) -> Callable[[_Tool], _Tool]:
+        # The SDK passes a docstring on verbatim; hosts show it to the model, so drop the source indentation.
+        def register(fn: _Tool) -> _Tool:
+            return mcp.tool(description=inspect.cleandoc(fn.__doc__ or ""), annotations=annotations)(fn)
+
+        return register
+
+    @tool(ToolAnnotations(title="Create a Flow Assistant session", open_world_hint=True))
     async def create_session(
         ctx: Context[AppState],
         context_flow_id: ContextFlowArg = None,
@@ -108,7 +117,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             )
         return _result(result, render.create_session_text(result))
 
-    @mcp.tool(annotations=ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True))
+    @tool(ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True))
     async def invoke(
         ctx: Context[AppState], session_id: SessionIdArg, message: MessageArg, ai_model: AiModelArg = None
     ) -> Annotated[CallToolResult, InvokeResult]:
@@ -130,9 +139,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             )
         return _result(result, render.invoke_text(result))
 
-    @mcp.tool(
-        annotations=ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True)
-    )
+    @tool(annotations=ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True))
     async def poll_events(
         ctx: Context[AppState],
         session_id: SessionIdArg,
@@ -182,7 +189,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             )
         return _result(result, render.poll_text(result))
 
-    @mcp.tool(annotations=ToolAnnotations(title="Ask the Flow Assistant", open_world_hint=True))
+    @tool(ToolAnnotations(title="Ask the Flow Assistant", open_world_hint=True))
     async def ask(
         ctx: Context[AppState],
         message: MessageArg,

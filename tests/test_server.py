@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -9,7 +10,7 @@ import pytest
 from mcp import Client
 
 from flow_mcp.config import Settings
-from flow_mcp.sandbox import SandboxServer
+from flow_mcp.sandbox import SandboxConfig, SandboxServer
 from flow_mcp.server import build_server
 
 from .conftest import settings_for
@@ -123,9 +124,18 @@ async def test_ask_reports_how_a_turn_ended(client: Client, message: str, status
         assert body["waiting_for"]["hook_id"]
 
 
+@pytest.fixture
+async def slow_client() -> AsyncIterator[tuple[Client, SandboxServer]]:
+    """A client whose sandbox plays the 'long' turn over about 6 s."""
+    with SandboxServer(SandboxConfig(pacing=0.1, seed=3)) as sandbox:
+        async with Client(build_server(settings_for(sandbox))) as client:
+            yield client, sandbox
+
+
 async def test_ask_returns_running_with_a_cursor_at_its_deadline_and_poll_events_finishes_the_turn(
-    client: Client,
+    slow_client: tuple[Client, SandboxServer],
 ) -> None:
+    client, _ = slow_client
     result = await client.call_tool("ask", {"message": "a long task please", "timeout_seconds": 1})
     body = result.structured_content
     assert body is not None and not result.is_error
@@ -214,7 +224,8 @@ async def test_upstream_failures_become_tool_errors_and_the_server_keeps_running
     assert not worked.is_error
 
 
-async def test_cancelling_ask_stops_its_polling(client: Client, sandbox: SandboxServer) -> None:
+async def test_cancelling_ask_stops_its_polling(slow_client: tuple[Client, SandboxServer]) -> None:
+    client, sandbox = slow_client
     with anyio.move_on_after(0.5):
         await client.call_tool("ask", {"message": "a long task please"})
     await anyio.sleep(0.5)  # let the server notice the cancellation

@@ -160,3 +160,17 @@ def test_initialize_and_tools_list_answer_fast_when_flowhunt_is_unreachable(tmp_
         "poll_events",
     }
     assert elapsed < 20  # generous bound for a cold interpreter; the point is no network wait on 10.255.255.1
+
+
+async def test_cancelling_ask_over_stdio_stops_the_servers_polling() -> None:
+    with SandboxServer(SandboxConfig(pacing=0.1, seed=5)) as sandbox:
+        async with Client(stdio_server(server_env(sandbox))) as client:
+            await client.list_tools()
+            with anyio.move_on_after(1.5):
+                await client.call_tool("ask", {"message": "a long task please"})
+            await anyio.sleep(0.7)  # the cancel notification crosses the pipe
+            polls_then = len(sandbox.state.request_log())
+            await anyio.sleep(1.0)
+            assert len(sandbox.state.request_log()) == polls_then
+            still = await client.call_tool("ask", {"message": "still there?"})
+            assert not still.is_error

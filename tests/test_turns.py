@@ -259,7 +259,7 @@ def test_a_fresh_cursor_round_trips() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG turns.py Cursor.encode (l.158-175): TurnProgress.error and waiting_for are not encoded, so a "
+    reason="BUG turns.py Cursor.encode (l.161-178): TurnProgress.error and waiting_for are not encoded, so a "
     "poll_events call after a failed/waiting turn reports the status without its error or waiting_for",
 )
 def test_a_decoded_cursor_keeps_why_the_turn_ended() -> None:
