@@ -40,8 +40,8 @@ from flow_mcp.models import Invocation, RawEvent, SessionCreated
 
 log = structlog.get_logger("flow_mcp.client")
 
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_TIMESTAMP_PATTERN = re.compile(r"^\d{1,20}$")
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # used with fullmatch: "$" alone admits "\n"
+_TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,20}")  # used with fullmatch
 
 MISSING_KEY_HELP = (
     "FLOWHUNT_API_KEY is not set. Put it in the env block of this MCP server's config in your host "
@@ -68,11 +68,12 @@ class _Call:
     needs_key: bool
     params: Mapping[str, str] | None = None
     body: Mapping[str, Any] | None = None
+    expect: type[list[Any]] | type[dict[str, Any]] = dict  # the JSON type a 2xx body must have
 
 
 def validate_session_id(session_id: str) -> str:
     """A FlowHunt session id, or InvalidArgumentError saying what one looks like."""
-    if not isinstance(session_id, str) or not SESSION_ID_PATTERN.match(session_id):
+    if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(session_id):
         raise InvalidArgumentError(
             "Malformed session_id: it is 1-128 letters, digits, '-' or '_' as returned by create_session or ask."
         )
@@ -80,7 +81,7 @@ def validate_session_id(session_id: str) -> str:
 
 
 def _validate_timestamp(timestamp: str) -> str:
-    if not isinstance(timestamp, str) or not _TIMESTAMP_PATTERN.match(timestamp):
+    if not isinstance(timestamp, str) or not _TIMESTAMP_PATTERN.fullmatch(timestamp):
         raise InvalidArgumentError("Malformed timestamp: FlowHunt timestamps are epoch milliseconds as digits.")
     return timestamp
 
@@ -115,9 +116,7 @@ class FlowHuntClient:
 
     async def me(self) -> dict[str, Any]:
         """``GET /v2/auth/me``: who the API key belongs to."""
-        body = await self._send(_Call("GET", "/v2/auth/me", "/v2/auth/me", "safe", needs_key=True))
-        if not isinstance(body, dict):
-            raise ResponseShapeError("FlowHunt's /v2/auth/me did not return an object.")
+        body: dict[str, Any] = await self._send(_Call("GET", "/v2/auth/me", "/v2/auth/me", "safe", needs_key=True))
         return body
 
     async def workspace_id(self) -> str:
@@ -171,9 +170,7 @@ class FlowHuntClient:
         stamp = _validate_timestamp(from_timestamp)
         path = f"/v3/flow-assistants/{quote(sid, safe='')}/invocation_response/{quote(stamp, safe='')}"
         template = "/v3/flow-assistants/{session_id}/invocation_response/{from_timestamp}"
-        body = await self._send(_Call("POST", template, path, "safe", needs_key=False))
-        if not isinstance(body, list):
-            raise ResponseShapeError("FlowHunt's poll answer was not a list of events.")
+        body = await self._send(_Call("POST", template, path, "safe", needs_key=False, expect=list))
         return parse_events(body, session_id=sid)
 
     # -- HTTP, retries and error mapping ---------------------------------------------------------
@@ -236,6 +233,9 @@ class FlowHuntClient:
         if response.is_success:
             if body is _UNREADABLE:
                 raise ResponseShapeError(f"FlowHunt answered {response.status_code} with a body that is not JSON.")
+            if not isinstance(body, call.expect):
+                wanted = "a list" if call.expect is list else "an object"
+                raise ResponseShapeError(f"FlowHunt's answer to {call.template} was not {wanted}.")
             return body
         error = error_for_status(response.status_code, body, _retry_after(response.headers.get("Retry-After")))
         error.detail = self._scrub(error.detail)

@@ -6,6 +6,7 @@ types get a generic one, and no metadata shape makes them fail.
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeGuard
 
 from flow_mcp.models import Event, RawEvent, WaitingFor
@@ -13,6 +14,10 @@ from flow_mcp.models import Event, RawEvent, WaitingFor
 
 def summarize(event: RawEvent) -> str:
     """One line a person can read, for any action type (known or not)."""
+    return clip(_summary(event))
+
+
+def _summary(event: RawEvent) -> str:
     meta, kind = event.meta, event.action_type
     tool = text_of(meta, "tool_name") or "a tool"
     component = _component_label(event)
@@ -31,7 +36,8 @@ def summarize(event: RawEvent) -> str:
             return f"Calling tool {tool}"
         case "v3_tool_call_end":
             duration = meta.get("duration_ms")
-            took = f" in {float(duration) / 1000:.1f} s" if is_number(duration) else ""
+            seconds = milliseconds(duration)
+            took = f" in {seconds / 1000:.1f} s" if seconds is not None else ""
             return f"Tool {tool} finished{took}"
         case "tool_call":
             return f"Tool {tool} ran"
@@ -168,6 +174,17 @@ def text_of(meta: dict[str, Any], key: str) -> str | None:
     if is_number(value):
         return str(value)
     return None
+
+
+def milliseconds(value: Any) -> float | None:
+    """A finite duration from metadata, or None (huge integers and NaN included)."""
+    if not is_number(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:

@@ -38,7 +38,8 @@ class RawEvent(_Wire):
     """One FlowSessionEvent as FlowHunt sends it. Only the id and timestamp are required."""
 
     event_id: str = Field(min_length=1)
-    created_at_timestamp: int = Field(ge=0)
+    # Bounded so a junk value cannot push the cursor past every real event (10**16 ms is year 318857).
+    created_at_timestamp: int = Field(ge=0, lt=10**16)
     event_type: str = ""
     action_type: str = ""
     credits: float = 0.0
@@ -72,7 +73,7 @@ class RawEvent(_Wire):
             return 0.0
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return 0.0
         return number if number == number and abs(number) != float("inf") else 0.0
 

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flow_mcp.errors import InvalidArgumentError
-from flow_mcp.events import failure_text, is_answer, is_number, summarize, text_of, waiting_for
+from flow_mcp.events import failure_text, is_answer, milliseconds, summarize, text_of, waiting_for
 from flow_mcp.models import FlowAction, RawEvent, ToolCall, TurnStatus, WaitingFor
 
 _CURSOR_PREFIX = "c1."
 _MAX_CURSOR_CHARS = 8192
 _MAX_IDS_AT_TIMESTAMP = 256
+_MAX_CARRIED_TEXT = 500  # error and prompt texts ride in the cursor so a later poll can still report them
 _RAW_TIMESTAMP = re.compile(r"^\d{1,20}$")
 
 WAITING_ACTIONS = frozenset(
@@ -174,6 +175,10 @@ class Cursor:
             state["s"] = progress.outcome
         if progress.last_event_ms is not None:
             state["l"] = progress.last_event_ms
+        if progress.error:
+            state["e"] = progress.error[:_MAX_CARRIED_TEXT]
+        if progress.waiting_for:
+            state["w"] = {k: v[:_MAX_CARRIED_TEXT] for k, v in progress.waiting_for.model_dump().items() if v}
         raw = json.dumps(state, separators=(",", ":"), ensure_ascii=True).encode()
         return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -192,7 +197,7 @@ def decode_cursor(text: str) -> Cursor:
         body = text[len(_CURSOR_PREFIX) :]
         state = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         return _cursor_from_state(state)
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+    except (ValueError, TypeError, KeyError, binascii.Error, RecursionError) as exc:
         raise InvalidArgumentError(f"Malformed cursor. {CURSOR_HELP}") from exc
 
 
@@ -214,8 +219,19 @@ def _cursor_from_state(state: Any) -> Cursor:
         raise ValueError("bad outcome")
     if last is not None and (not isinstance(last, int) or isinstance(last, bool)):
         raise ValueError("bad last event time")
+    error = state.get("e")
+    waiting = state.get("w")
+    if error is not None and not isinstance(error, str):
+        raise ValueError("bad error text")
+    if waiting is not None and not (isinstance(waiting, dict) and all(isinstance(v, str) for v in waiting.values())):
+        raise ValueError("bad waiting_for")
     progress = TurnProgress(
-        answered=bool(state.get("a")), open_tools=tuple(open_tools), outcome=outcome, last_event_ms=last
+        answered=bool(state.get("a")),
+        open_tools=tuple(open_tools),
+        outcome=outcome,
+        error=error,
+        waiting_for=WaitingFor.model_validate(waiting) if waiting else None,
+        last_event_ms=last,
     )
     return Cursor(timestamp=timestamp, seen_at_timestamp=frozenset(ids), progress=progress)
 
@@ -272,7 +288,7 @@ class TurnDigest:
         output = meta.get("tool_response")
         output_text = None if output is None else truncate(_astext_of(output), self.tool_output_limit)
         duration = meta.get("duration_ms")
-        duration_ms = float(duration) if is_number(duration) else None
+        duration_ms = milliseconds(duration)
         for call in self.tool_calls:
             if not call.finished and call.name == name:
                 call.output, call.duration_ms, call.finished = output_text, duration_ms, True
