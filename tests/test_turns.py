@@ -257,14 +257,16 @@ def test_a_fresh_cursor_round_trips() -> None:
     assert decode_cursor(cursor.encode()) == cursor
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG turns.py Cursor.encode (l.161-178): TurnProgress.error and waiting_for are not encoded, so a "
-    "poll_events call after a failed/waiting turn reports the status without its error or waiting_for",
-)
-def test_a_decoded_cursor_keeps_why_the_turn_ended() -> None:
-    failed = TurnProgress(outcome="failed", error="the flow could not be validated", last_event_ms=5)
-    assert decode_cursor(Cursor(timestamp=5, progress=failed).encode()).progress.error == failed.error
+@pytest.mark.parametrize("ending", ["failed", "waiting"])
+def test_a_decoded_cursor_keeps_why_the_turn_ended(ending: str) -> None:
+    events = {
+        "failed": [ev("f", 1, "failed", "system", {"message": "the flow could not be validated"})],
+        "waiting": [ev("w", 1, "integration_missing", "flow_assistant_action", WAITING["integration_missing"][0])],
+    }[ending]
+    progress = advance(TurnProgress(), events, now_ms=5)
+    decoded = decode_cursor(Cursor(timestamp=1, progress=progress).encode())
+    assert decoded.progress == progress
+    assert status_of(decoded.progress, 10, SETTLE) == status_of(progress, 10, SETTLE)
 
 
 @pytest.mark.parametrize("text", ["0", "1700000000123", "00042", " 12 ", "9" * 20])
@@ -314,12 +316,6 @@ def test_malformed_cursors_raise_invalid_argument(text: str) -> None:
         decode_cursor(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="BUG turns.py decode_cursor (l.193-195): json.loads of a deeply nested body raises RecursionError, "
-    "which the except clause does not catch, instead of InvalidArgumentError",
-)
 def test_a_deeply_nested_cursor_raises_invalid_argument() -> None:
     text = "c1." + base64.urlsafe_b64encode(b"[" * 6000).decode().rstrip("=")
     assert len(text) < 8192
@@ -628,12 +624,6 @@ def test_unknown_action_types_get_a_generic_summary() -> None:
     assert summarize(ev("x", 1, "quantum_leap", component_name="LLM")) == "Event: quantum leap (LLM)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG events.py summarize (e.g. l.31 'Calling tool {tool}'): most summaries interpolate metadata "
-    "strings without clip(), so a newline (or a very long value) in tool_name / component_display_name / "
-    "flow_name ... yields a multi-line, unbounded summary",
-)
 @pytest.mark.parametrize(
     ("action", "meta"),
     [
@@ -647,12 +637,6 @@ def test_summaries_stay_one_short_line_whatever_the_metadata_says(action: str, m
     assert "\n" not in summary and len(summary) <= 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG events.py summarize l.34 (and turns.py TurnDigest._finish_tool l.275): float(duration_ms) "
-    "raises OverflowError for a JSON integer too large for a float",
-)
 def test_a_huge_duration_does_not_break_the_summary() -> None:
     event = RawEvent.model_validate(
         json.loads(

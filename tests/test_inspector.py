@@ -1,0 +1,73 @@
+"""An MCP client nobody here wrote: the official MCP Inspector CLI lists the tools and calls each of them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from flow_mcp.sandbox import SandboxServer
+
+from .conftest import ROOT
+
+INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
+
+pytestmark = pytest.mark.skipif(
+    not INSPECTOR.exists() or shutil.which("node") is None,
+    reason="MCP Inspector not installed: run `npm install --no-package-lock` (needs Node 20+); .ci/run does",
+)
+
+
+def inspect(sandbox: SandboxServer, *method: str) -> Any:
+    env_flags = [
+        "-e", f"FLOWHUNT_BASE_URL={sandbox.url}",
+        "-e", f"FLOWHUNT_API_KEY={sandbox.config.api_key}",
+        "-e", f"PYTHONPATH={ROOT}",
+        "-e", "FLOW_MCP_SETTLE_SECONDS=0.3",
+    ]  # fmt: skip
+    done = subprocess.run(  # noqa: S603
+        [str(INSPECTOR), "--cli", *env_flags, sys.executable, "-m", "flow_mcp", "serve", "--method", *method],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_the_inspector_lists_four_tools_with_input_and_output_schemas(sandbox: SandboxServer) -> None:
+    tools = {tool["name"]: tool for tool in inspect(sandbox, "tools/list")["tools"]}
+    assert set(tools) == {"ask", "create_session", "invoke", "poll_events"}
+    for tool in tools.values():
+        assert tool["inputSchema"]["type"] == "object" and tool["outputSchema"]["type"] == "object"
+
+
+def test_the_inspector_can_call_every_tool(sandbox: SandboxServer) -> None:
+    asked = inspect(sandbox, "tools/call", "--tool-name", "ask", "--tool-arg", "message=Build a FAQ flow")
+    assert not asked.get("isError") and asked["structuredContent"]["status"] == "completed"
+    assert asked["content"][0]["text"].startswith(asked["structuredContent"]["answer"])
+    created = inspect(sandbox, "tools/call", "--tool-name", "create_session")
+    session_id = created["structuredContent"]["session_id"]
+    invoked = inspect(
+        sandbox, "tools/call", "--tool-name", "invoke", "--tool-arg", f"session_id={session_id}", "--tool-arg", "message=hi"
+    )
+    cursor = invoked["structuredContent"]["cursor"]
+    polled = inspect(
+        sandbox,
+        "tools/call",
+        "--tool-name",
+        "poll_events",
+        "--tool-arg",
+        f"session_id={session_id}",
+        "--tool-arg",
+        f"cursor={cursor}",
+        "--tool-arg",
+        "wait_seconds=5",
+    )
+    assert not polled.get("isError") and polled["structuredContent"]["events"]
