@@ -47,12 +47,23 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``flow-mcp`` script and ``python -m flow_mcp``."""
+    _utf8_console()
     args = _parser().parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
     try:
         code = args.run(args)
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
+
+
+def _utf8_console() -> None:
+    # Windows consoles default to a legacy code page, on which emoji in an answer or a log line would crash
+    # the write. (On stdio the MCP SDK wraps stdout in UTF-8 by itself.)
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
 def _with_default_command(argv: list[str]) -> list[str]:

@@ -74,6 +74,27 @@ def test_ask_from_a_terminal_prints_progress_to_stderr_and_the_answer_to_stdout(
     assert "… Answer ready" in done.stderr
 
 
+def test_ask_without_an_api_key_says_which_variable_to_set_in_one_line() -> None:
+    done = run("ask", "hello", "--base-url", "http://127.0.0.1:9")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "FLOWHUNT_API_KEY" in done.stderr
+    assert done.stdout == ""
+
+
+def test_ask_round_trips_emoji_and_non_latin_text_on_a_legacy_code_page() -> None:
+    env = server_env(None, FLOWHUNT_SANDBOX_PACING="0.05", PYTHONIOENCODING="cp1252")
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "flow_mcp", "ask", "Grüße 🚀 日本語", "--sandbox"],
+        capture_output=True,
+        env=env,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    assert "Grüße 🚀 日本語" in done.stdout.decode("utf-8")
+
+
 def test_the_readme_documents_every_variable_and_flag() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     for flag, field in SETTING_FLAGS.items():
