@@ -83,7 +83,7 @@ def test_ask_without_an_api_key_says_which_variable_to_set_in_one_line() -> None
 
 def test_ask_round_trips_emoji_and_non_latin_text_on_a_legacy_code_page() -> None:
     env = server_env(None, FLOWHUNT_SANDBOX_PACING="0.05", PYTHONIOENCODING="cp1252")
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "flow_mcp", "ask", "Grüße 🚀 日本語", "--sandbox"],
         capture_output=True,
         env=env,

@@ -29,7 +29,7 @@ def inspect(sandbox: SandboxServer, *method: str) -> Any:
         "-e", f"PYTHONPATH={ROOT}",
         "-e", "FLOW_MCP_SETTLE_SECONDS=0.3",
     ]  # fmt: skip
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [str(INSPECTOR), "--cli", *env_flags, sys.executable, "-m", "flow_mcp", "serve", "--method", *method],
         capture_output=True,
         text=True,
@@ -48,26 +48,16 @@ def test_the_inspector_lists_four_tools_with_input_and_output_schemas(sandbox: S
         assert tool["inputSchema"]["type"] == "object" and tool["outputSchema"]["type"] == "object"
 
 
+def call(sandbox: SandboxServer, tool: str, **arguments: object) -> Any:
+    tool_args = [flag for name, value in arguments.items() for flag in ("--tool-arg", f"{name}={value}")]
+    return inspect(sandbox, "tools/call", "--tool-name", tool, *tool_args)
+
+
 def test_the_inspector_can_call_every_tool(sandbox: SandboxServer) -> None:
-    asked = inspect(sandbox, "tools/call", "--tool-name", "ask", "--tool-arg", "message=Build a FAQ flow")
+    asked = call(sandbox, "ask", message="Build a FAQ flow")
     assert not asked.get("isError") and asked["structuredContent"]["status"] == "completed"
     assert asked["content"][0]["text"].startswith(asked["structuredContent"]["answer"])
-    created = inspect(sandbox, "tools/call", "--tool-name", "create_session")
-    session_id = created["structuredContent"]["session_id"]
-    invoked = inspect(
-        sandbox, "tools/call", "--tool-name", "invoke", "--tool-arg", f"session_id={session_id}", "--tool-arg", "message=hi"
-    )
-    cursor = invoked["structuredContent"]["cursor"]
-    polled = inspect(
-        sandbox,
-        "tools/call",
-        "--tool-name",
-        "poll_events",
-        "--tool-arg",
-        f"session_id={session_id}",
-        "--tool-arg",
-        f"cursor={cursor}",
-        "--tool-arg",
-        "wait_seconds=5",
-    )
+    session_id = call(sandbox, "create_session")["structuredContent"]["session_id"]
+    cursor = call(sandbox, "invoke", session_id=session_id, message="hi")["structuredContent"]["cursor"]
+    polled = call(sandbox, "poll_events", session_id=session_id, cursor=cursor, wait_seconds=5)
     assert not polled.get("isError") and polled["structuredContent"]["events"]
