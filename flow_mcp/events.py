@@ -97,14 +97,14 @@ def normalize(event: RawEvent) -> Event:
         role=event.event_type,
         at=event.created_at_timestamp,
         summary=summarize(event),
-        text=eventtext_of(event),
+        text=event_text(event),
         credits=event.credits,
         component_name=event.component_name,
         metadata=event.metadata,
     )
 
 
-def eventtext_of(event: RawEvent) -> str | None:
+def event_text(event: RawEvent) -> str | None:
     """The human-readable text an event carries, if any."""
     meta = event.meta
     match event.action_type:

@@ -286,7 +286,7 @@ class TurnDigest:
         meta = event.meta
         name = text_of(meta, "tool_name") or "tool"
         output = meta.get("tool_response")
-        output_text = None if output is None else truncate(_astext_of(output), self.tool_output_limit)
+        output_text = None if output is None else truncate(_as_text(output), self.tool_output_limit)
         duration = meta.get("duration_ms")
         duration_ms = milliseconds(duration)
         for call in self.tool_calls:
@@ -308,8 +308,8 @@ def _input(meta: dict[str, Any]) -> str | None:
     query = meta.get("agent_query")
     if query is None:
         return None
-    return truncate(_astext_of(query), 2000)
+    return truncate(_as_text(query), 2000)
 
 
-def _astext_of(value: Any) -> str:
+def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
