@@ -53,7 +53,7 @@ MISSING_KEY_HELP = (
 # "once" calls (invoke) must not reach FlowHunt twice.
 Repeat = Literal["safe", "once"]
 _RETRY_STATUSES: dict[Repeat, frozenset[int]] = {
-    "safe": frozenset({429, 502, 503, 504}),
+    "safe": frozenset({429, 500, 502, 503, 504}),
     # 429 and 503 are answered before FlowHunt takes the message in; 502/504 may come after it did.
     "once": frozenset({429, 503}),
 }

@@ -6,6 +6,7 @@ Every failure of a FlowHunt call is translated once, in ``client.py``, into one 
     ├── InvalidArgumentError        bad input from a tool caller (session id, cursor, message, ...)
     ├── ConfigurationError          something the user must set (API key, workspace)
     └── FlowHuntError               anything that went wrong talking to FlowHunt
+        ├── NotDeliveredError       invoke failed and the message is not in the session (safe to resend)
         ├── TransportError          no usable HTTP response (connect, timeout, reset)
         ├── ResponseShapeError      a 2xx whose body makes no sense (not JSON, wrong shape)
         └── APIError                FlowHunt answered with an error status
@@ -39,6 +40,10 @@ class ConfigurationError(FlowMCPError):
 
 class FlowHuntError(FlowMCPError):
     """A FlowHunt call failed."""
+
+
+class NotDeliveredError(FlowHuntError):
+    """invoke failed, and the message was looked for and is not in the session: sending it again is safe."""
 
 
 class TransportError(FlowHuntError):
@@ -86,6 +91,18 @@ class RateLimitError(APIError):
 
 class ServerError(APIError):
     """FlowHunt failed (5xx)."""
+
+
+def may_have_arrived(error: FlowHuntError) -> bool:
+    """Whether a failed invoke may still have been taken in by FlowHunt (so it must not simply be re-sent)."""
+    if isinstance(error, NotDeliveredError):
+        return False
+    if isinstance(error, TransportError):
+        return error.request_sent
+    if isinstance(error, APIError):
+        # 4xx are refusals; 429 and 503 are answered before FlowHunt takes a message in.
+        return isinstance(error, ServerError) and error.status_code != 503
+    return True  # FlowHunt answered 2xx with an unreadable body: the message was taken in
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -5,14 +5,17 @@ from __future__ import annotations
 from flow_mcp.errors import (
     AuthError,
     ConfigurationError,
+    FlowHuntError,
     FlowMCPError,
     InvalidArgumentError,
+    NotDeliveredError,
     NotFoundError,
     RateLimitError,
     ResponseShapeError,
     ServerError,
     TransportError,
     ValidationError,
+    may_have_arrived,
 )
 
 
@@ -31,11 +34,13 @@ def describe(
             f' The turn may still be running on FlowHunt and nothing is lost: resume with poll_events(session_id="'
             f'{session_id}", cursor="{cursor}", wait_seconds=30).'
         )
-    if invoking and not (isinstance(error, TransportError) and not error.request_sent):
-        return text + (
-            f' The message may have reached FlowHunt: check with poll_events(session_id="{session_id}", cursor="0") '
-            "before sending it again."
-        )
+    if invoking and isinstance(error, FlowHuntError) and not isinstance(error, NotDeliveredError):
+        if may_have_arrived(error):
+            return text + (
+                f' The message may have reached FlowHunt: check with poll_events(session_id="{session_id}", '
+                'cursor="0") before sending it again.'
+            )
+        return text + " FlowHunt did not take the message in, so sending it again is safe."
     return text
 
 

@@ -16,11 +16,16 @@ import structlog
 
 from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
+from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
 from flow_mcp.events import summarize
 from flow_mcp.models import RawEvent
 from flow_mcp.turns import Cursor, advance, latch_completed, settles_at, status_of
 
 log = structlog.get_logger("flow_mcp.poller")
+
+MAX_FAILED_POLLS = 3
+"""Consecutive failed polls (each already retried by the client) after which following a turn gives up."""
+_PASSING_FAILURES = (TransportError, ServerError, RateLimitError, ResponseShapeError)
 
 OnEvents = Callable[[Sequence[RawEvent], Cursor], Awaitable[None]]
 Until = Literal["new_events", "turn_end"]
@@ -93,15 +98,26 @@ async def follow(
     settle_ms = int(settings.settle_seconds * 1000)
     interval = policy.min_interval
     delivered = False
+    failures = 0
     # With no time at all (poll_events with wait_seconds=0), the one poll runs to the client's own limits.
     limit = float("inf") if deadline <= time.monotonic() else deadline
     while True:
         batch: list[RawEvent] | None = None
-        with anyio.move_on_after(max(limit - time.monotonic(), 0.0)):
-            batch = await client.poll(session_id, cursor.query_timestamp())
+        try:
+            with anyio.move_on_after(max(limit - time.monotonic(), 0.0)):
+                batch = await client.poll(session_id, cursor.query_timestamp())
+        except _PASSING_FAILURES as error:
+            # The client already retried this poll; a turn outlives a bad minute of FlowHunt's, so keep going.
+            failures += 1
+            if failures >= MAX_FAILED_POLLS or time.monotonic() >= deadline:
+                raise
+            log.warning("poll_failed", session_id=session_id, consecutive=failures, error_type=type(error).__name__)
+            await anyio.sleep(min(policy.max_interval, max(deadline - time.monotonic(), 0.0)))
+            continue
         if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
             return cursor
         limit = deadline
+        failures = 0
         fresh, cursor = absorb(session_id, cursor, batch, settle_ms)
         if fresh and on_events is not None:
             await on_events(fresh, cursor)

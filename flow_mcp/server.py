@@ -17,14 +17,16 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from flow_mcp import __version__, render
-from flow_mcp.client import SESSION_ID_PATTERN, FlowHuntClient, parse_events, validate_session_id
+from flow_mcp.client import SESSION_ID_PATTERN, FlowHuntClient, validate_session_id
 from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError
 from flow_mcp.events import is_answer, normalize, text_of
 from flow_mcp.failures import describe
 from flow_mcp.models import AI_MODELS, AskResult, CreateSessionResult, InvokeResult, PollResult, RawEvent
-from flow_mcp.poller import absorb, follow, now_ms
+from flow_mcp.poller import follow, now_ms
 from flow_mcp.progress import Progress
+from flow_mcp.resources import register_resources
+from flow_mcp.sending import send_message
 from flow_mcp.turns import Cursor, TurnDigest, decode_cursor, status_of
 from flow_mcp.validation import check_ai_model, check_message, check_seconds
 
@@ -129,13 +131,13 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
         state = _state(ctx)
         with _tool_errors("invoke", _Hint(session_id=session_id, invoking=True)):
             sid, text, model = validate_session_id(session_id), check_message(message), check_ai_model(ai_model)
-            events, cursor, invocation = await _invoke(state, sid, text, model)
+            sent = await send_message(state.client, sid, text, model, settle_ms=_settle_ms(state), new_session=False)
             result = InvokeResult(
                 session_id=sid,
-                message_id=invocation.message_id,
-                created_at=invocation.created_at,
-                cursor=cursor.encode(),
-                events=[normalize(event) for event in events],
+                message_id=sent.message_id,
+                created_at=sent.created_at,
+                cursor=sent.cursor.encode(),
+                events=[normalize(event) for event in sent.events],
             )
         return _result(result, render.invoke_text(result))
 
@@ -235,9 +237,12 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 hint.session_id = created.session_id
             sid = hint.session_id
             assert sid is not None
-            result = await _ask_turn(ctx, state, sid, text, model, deadline=started + budget, hint=hint)
+            result = await _ask_turn(
+                ctx, state, sid, text, model, deadline=started + budget, hint=hint, new_session=session_id is None
+            )
         return _result(result, render.ask_text(result))
 
+    register_resources(mcp)
     return mcp
 
 
@@ -254,7 +259,15 @@ class _Hint:
 
 
 async def _ask_turn(
-    ctx: Context[AppState], state: AppState, sid: str, message: str, model: str | None, *, deadline: float, hint: _Hint
+    ctx: Context[AppState],
+    state: AppState,
+    sid: str,
+    message: str,
+    model: str | None,
+    *,
+    deadline: float,
+    hint: _Hint,
+    new_session: bool,
 ) -> AskResult:
     progress = Progress(ctx.report_progress)
     digest = TurnDigest()
@@ -267,11 +280,12 @@ async def _ask_turn(
             await progress.event(event)
 
     hint.invoking = True
-    events, cursor, invocation = await _invoke(state, sid, message, model)
+    sent = await send_message(state.client, sid, message, model, settle_ms=_settle_ms(state), new_session=new_session)
+    cursor = sent.cursor
     hint.invoking = False
     await progress.send("Message sent; the assistant is working")
-    if events:
-        await on_events(events, cursor)
+    if sent.events:
+        await on_events(sent.events, cursor)
     hint.cursor, progress.cursor = cursor.encode(), cursor
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(progress.heartbeats, state.settings.heartbeat_seconds)
@@ -288,7 +302,7 @@ async def _ask_turn(
     turn = cursor.progress
     return AskResult(
         session_id=sid,
-        message_id=invocation.message_id,
+        message_id=sent.message_id,
         status=status_of(turn, now_ms(), _settle_ms(state)),
         answer=digest.messages[-1] if digest.messages else None,
         messages=digest.messages,
@@ -300,14 +314,6 @@ async def _ask_turn(
         waiting_for=turn.waiting_for,
         error=turn.error,
     )
-
-
-async def _invoke(state: AppState, sid: str, message: str, model: str | None) -> tuple[list[RawEvent], Cursor, Any]:
-    """Send the message; the cursor starts at FlowHunt's created_at, past any cached events."""
-    invocation = await state.client.invoke(sid, message, model)
-    cached = parse_events(invocation.cached_events, session_id=sid)
-    events, cursor = absorb(sid, Cursor(timestamp=int(invocation.created_at)), cached, _settle_ms(state))
-    return events, cursor, invocation
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -232,3 +232,45 @@ async def test_cancelling_ask_stops_its_polling(slow_client: tuple[Client, Sandb
     polls_then = len(sandbox.state.request_log())
     await anyio.sleep(1.0)
     assert len(sandbox.state.request_log()) == polls_then
+
+
+@pytest.mark.parametrize("fault", ["rate_500", "rate_reset", "rate_truncated", "rate_wrong_shape"])
+async def test_ask_recovers_when_invoke_fails_after_flowhunt_took_the_message(
+    client: Client, sandbox: SandboxServer, fault: str
+) -> None:
+    sandbox.state.update_config({fault: 1.0, "fault_only": "/invoke"})
+    result = await client.call_tool("ask", {"message": "recover me"})
+    body = result.structured_content
+    assert body is not None and not result.is_error, text_of(result)
+    assert body["status"] == "completed" and "recover me" in body["answer"]
+    session = sandbox.state.get_session(body["session_id"])
+    assert session is not None and len(sandbox.state.session_invocations(session)) == 1
+
+
+async def test_invoke_refused_before_processing_says_it_is_safe_to_send_again(
+    client: Client, sandbox: SandboxServer
+) -> None:
+    created = (await client.call_tool("create_session", {})).structured_content
+    assert created is not None
+    sandbox.state.update_config({"rate_503": 1.0, "fault_only": "/invoke"})
+    result = await client.call_tool("invoke", {"session_id": created["session_id"], "message": "hello"})
+    assert result.is_error and "sending it again is safe" in text_of(result)
+    session = sandbox.state.get_session(created["session_id"])
+    assert session is not None and sandbox.state.session_invocations(session) == []
+
+
+async def test_invoke_that_timed_out_is_never_resent_and_the_caller_is_told_to_check(
+    client: Client, sandbox: SandboxServer
+) -> None:
+    # FlowHunt takes the message in only after the client gave up: absence right then proves nothing.
+    created = (await client.call_tool("create_session", {})).structured_content
+    assert created is not None
+    sandbox.state.update_config({"rate_stall": 1.0, "stall_s": 2.5, "fault_only": "/invoke"})
+    async with Client(build_server(settings_for(sandbox, timeout=0.3))) as impatient:
+        result = await impatient.call_tool("invoke", {"session_id": created["session_id"], "message": "slow one"})
+    assert result.is_error and "may have reached FlowHunt" in text_of(result)
+    await anyio.sleep(3)  # past the stall: whatever FlowHunt does with the request has happened
+    session = sandbox.state.get_session(created["session_id"])
+    assert session is not None and len(sandbox.state.session_invocations(session)) <= 1
+    invoke_requests = [r for r in sandbox.state.request_log() if r["path"].endswith("/invoke")]
+    assert len(invoke_requests) == 1

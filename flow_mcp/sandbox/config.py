@@ -38,6 +38,8 @@ class SandboxConfig:
     rate_truncated: float = 0.0
     rate_wrong_shape: float = 0.0
     seed: int | None = None
+    # Limit faults to paths containing this text (e.g. "/invoke"); empty: every /v3 path.
+    fault_only: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SandboxConfig:

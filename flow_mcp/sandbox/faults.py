@@ -44,7 +44,7 @@ class FaultMiddleware:
         config = self.state.config
         if config.latency_ms > 0:
             await anyio.sleep(config.latency_ms / 1000)
-        fault = self.state.draw_fault() if path.startswith("/v3/") else None
+        fault = self.state.draw_fault() if path.startswith("/v3/") and config.fault_only in path else None
         if fault is not None:
             logger.info("sandbox fault %s on %s %s", fault, scope["method"], path)
         if fault in _BEFORE:

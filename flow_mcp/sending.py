@@ -1,0 +1,87 @@
+"""Sending a message exactly once: invoke, and when the outcome is unknown, look for the message in the session.
+
+``invoke`` is never retried once FlowHunt may have taken the message in (a 500, a dropped connection, a
+timeout, a garbled 2xx): that could post it twice. Instead the session is replayed and searched for the
+message. Found: the turn is followed from there as if invoke had answered. Not found after FlowHunt answered
+(a 500, a garbled 2xx): the caller is told it can safely send again. Not found after a timeout or a dropped
+connection proves nothing (FlowHunt may still process the request), so the caller is told to check first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+import structlog
+
+from flow_mcp.client import FlowHuntClient, parse_events
+from flow_mcp.errors import FlowHuntError, NotDeliveredError, TransportError, may_have_arrived
+from flow_mcp.events import text_of
+from flow_mcp.models import RawEvent
+from flow_mcp.poller import absorb, now_ms
+from flow_mcp.turns import Cursor
+
+log = structlog.get_logger("flow_mcp.sending")
+
+# FlowHunt may record a message a moment after a failed answer; look a few times before giving up.
+_LOOK_AGAIN_AFTER = (0.0, 0.5, 1.5)
+# For an older session, only a message stamped at most this long before our send counts as ours.
+_CLOCK_SKEW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message FlowHunt took in, and where to follow its turn from."""
+
+    message_id: str
+    created_at: str
+    cursor: Cursor
+    events: list[RawEvent]
+    recovered: bool = False
+
+
+async def send_message(
+    client: FlowHuntClient, session_id: str, message: str, ai_model: str | None, *, settle_ms: int, new_session: bool
+) -> Sent:
+    """Invoke once; if FlowHunt's answer leaves it unclear whether the message arrived, find out."""
+    started = now_ms()
+    try:
+        invocation = await client.invoke(session_id, message, ai_model)
+    except FlowHuntError as error:
+        if not may_have_arrived(error):
+            raise
+        not_before = 0 if new_session else started - _CLOCK_SKEW_MS
+        found = await _find_message(client, session_id, message, not_before)
+        if found is None and isinstance(error, TransportError):
+            raise  # a timed-out or dropped request may still be processed later: absence proves nothing yet
+        if found is None:
+            raise NotDeliveredError(
+                f"{error} The message does not appear in the session, so sending it again is safe."
+            ) from error
+        log.warning("invoke_recovered", session_id=session_id, error_type=type(error).__name__)
+        cursor = Cursor(timestamp=found.created_at_timestamp)  # the turn is followed from its own message on
+        message_id = text_of(found.meta, "message_id") or found.event_id
+        return Sent(message_id, str(found.created_at_timestamp), cursor, [], recovered=True)
+    cached = parse_events(invocation.cached_events, session_id=session_id)
+    events, cursor = absorb(session_id, Cursor(timestamp=int(invocation.created_at)), cached, settle_ms)
+    return Sent(invocation.message_id, invocation.created_at, cursor, events)
+
+
+async def _find_message(client: FlowHuntClient, session_id: str, message: str, not_before_ms: int) -> RawEvent | None:
+    for delay in _LOOK_AGAIN_AFTER:
+        await anyio.sleep(delay)
+        try:
+            events = await client.poll(session_id, "0")
+        except FlowHuntError:
+            continue
+        mine = [
+            event
+            for event in events
+            if event.event_type == "human"
+            and event.action_type == "message"
+            and event.meta.get("message") == message
+            and event.created_at_timestamp >= not_before_ms
+        ]
+        if mine:
+            return max(mine, key=lambda event: event.created_at_timestamp)
+    return None
