@@ -1,0 +1,121 @@
+"""MCP resources (a session's transcript and events, read from FlowHunt) and the ``flowhunt_assistant`` prompt."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Protocol
+
+import structlog
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from pydantic import Field
+
+from flow_mcp.client import FlowHuntClient, validate_session_id
+from flow_mcp.errors import FlowMCPError, InvalidArgumentError, NotFoundError
+from flow_mcp.events import normalize
+from flow_mcp.failures import describe
+from flow_mcp.models import RawEvent
+from flow_mcp.transcript import transcript_markdown
+from flow_mcp.turns import Cursor
+
+log = structlog.get_logger("flow_mcp.resources")
+
+TRANSCRIPT_URI = "flowhunt://sessions/{session_id}/transcript"
+EVENTS_URI = "flowhunt://sessions/{session_id}/events"
+MAX_REPLAY_POLLS = 50  # FlowHunt answers a replay in one batch; more than this means it keeps paging forever
+
+
+class _Lifespan(Protocol):
+    client: FlowHuntClient
+
+
+async def replay(client: FlowHuntClient, session_id: str) -> tuple[list[RawEvent], Cursor]:
+    """Every event of a session so far, oldest first, each once: poll from "0" until nothing new comes."""
+    cursor = Cursor(timestamp=0)
+    events: list[RawEvent] = []
+    for _ in range(MAX_REPLAY_POLLS):
+        fresh, cursor = cursor.accept(await client.poll(session_id, cursor.query_timestamp()))
+        if not fresh:
+            break
+        events += fresh
+    return events, cursor
+
+
+async def _read(ctx: Context[_Lifespan], session_id: str) -> tuple[str, list[RawEvent], Cursor]:
+    """Validate and replay, turning every failure into a clean resource error (never a traceback)."""
+    try:
+        sid = validate_session_id(session_id)
+        events, cursor = await replay(ctx.request_context.lifespan_context.client, sid)
+    except (InvalidArgumentError, NotFoundError) as error:
+        raise ResourceNotFoundError(describe(error, session_id=session_id)) from None
+    except FlowMCPError as error:
+        log.info("resource_failed", error_type=type(error).__name__)
+        raise ResourceError(describe(error)) from None
+    return sid, events, cursor
+
+
+def register_resources(mcp: MCPServer[Any]) -> None:
+    """Add the session resources and the prompt to ``mcp`` (whose lifespan state has a ``client``)."""
+
+    @mcp.resource(
+        TRANSCRIPT_URI,
+        name="session_transcript",
+        title="Session transcript",
+        description="The turns of a FlowHunt Flow Assistant session so far: messages, tools used, flow edits, "
+        "answers. Markdown.",
+        mime_type="text/markdown",
+    )
+    async def transcript(session_id: str, ctx: Context[_Lifespan]) -> str:
+        sid, events, _ = await _read(ctx, session_id)
+        return transcript_markdown(sid, events)
+
+    @mcp.resource(
+        EVENTS_URI,
+        name="session_events",
+        title="Session events",
+        description="Every event of a FlowHunt Flow Assistant session so far, oldest first, normalized like "
+        "poll_events' events, with a cursor to poll for newer ones. JSON.",
+        mime_type="application/json",
+    )
+    async def events(session_id: str, ctx: Context[_Lifespan]) -> str:
+        sid, raw, cursor = await _read(ctx, session_id)
+        body = {
+            "session_id": sid,
+            "events": [normalize(event).model_dump(mode="json") for event in raw],
+            "cursor": cursor.encode(),
+        }
+        return json.dumps(body, ensure_ascii=False)
+
+    @mcp.prompt(
+        name="flowhunt_assistant",
+        title="Work with FlowHunt's Flow Assistant",
+        description="Primes the model on using the FlowHunt tools: ask for whole turns, invoke + poll_events "
+        "for step-by-step control, how to continue sessions and long turns.",
+    )
+    def flowhunt_assistant(
+        task: Annotated[str, Field(description="What you want built or changed, if you know already.")] = "",
+    ) -> str:
+        return ASSISTANT_PROMPT + (f"\n\nThe task: {task.strip()}" if task.strip() else "")
+
+
+ASSISTANT_PROMPT = """\
+You can work with FlowHunt's AI Flow Assistant, which builds and edits FlowHunt flows (AI agents), through \
+these tools:
+
+- `ask(message, session_id?)`: the default. One call runs a whole turn and returns the assistant's answer, the \
+tools it used and the flow edits it made. Pass the returned `session_id` to the next `ask` to continue the same \
+conversation; omit it only to start a new one.
+- If `ask` returns status "running", the turn goes on in FlowHunt and nothing is lost: call \
+`poll_events(session_id, cursor, wait_seconds=30)` with the returned cursor, again with each new cursor, until \
+the status is no longer "running". Do not send the message again.
+- `create_session` + `invoke` + `poll_events`: use them instead of `ask` when you want control of each step, \
+e.g. to show events as they come or to do other work while the assistant runs. `invoke` returns at once with a \
+cursor; follow it with `poll_events` as above.
+- Status "waiting_for_input" means the assistant needs a person (an approval, an integration, a file): tell the \
+user what `waiting_for` says and where to answer it (the link, or FlowHunt itself); this API cannot answer it.
+- Status "failed" or "session_closed": report the error; start a new session with `ask` without `session_id` if \
+the user wants to go on.
+- The resources flowhunt://sessions/{session_id}/transcript (markdown) and .../events (JSON) show a whole \
+session so far.
+
+Tell the user what the assistant built (the flow edits) and its answer, in your own words."""
