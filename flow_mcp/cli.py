@@ -1,9 +1,10 @@
-"""The ``flow-mcp`` command: serve (stdio MCP server), sandbox, demo and ask."""
+"""The ``flow-mcp`` command: serve (stdio MCP server), sandbox, demo, ask, check and config."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
@@ -15,6 +16,7 @@ from pydantic import SecretStr
 
 from flow_mcp import __version__
 from flow_mcp.config import ENV_VARS, Settings
+from flow_mcp.hostconfig import HOSTS
 from flow_mcp.logs import configure_logging
 
 log = structlog.get_logger("flow_mcp.cli")
@@ -36,7 +38,7 @@ SETTING_FLAGS: dict[str, str] = {
     "--log-level": "log_level",
     "--log-format": "log_format",
 }
-_COMMANDS = ("serve", "sandbox", "demo", "ask")
+_COMMANDS = ("serve", "sandbox", "demo", "ask", "check", "config")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,6 +107,18 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--session", dest="session_id", default=None, help="continue this session")
     ask.add_argument("--sandbox", action="store_true", help="use a built-in FlowHunt simulator: no account needed")
     ask.set_defaults(run=_ask)
+
+    check = commands.add_parser(
+        "check", parents=[settings_flags], help="verify key, base URL, workspace and a session round trip"
+    )
+    check.add_argument("--dry-run", action="store_true", help="skip the create-session round trip")
+    check.add_argument("--sandbox", action="store_true", help="check against a built-in FlowHunt simulator")
+    check.set_defaults(run=_check)
+
+    config = commands.add_parser("config", help="print the config snippet for an MCP host, with absolute paths")
+    config.add_argument("host", choices=HOSTS, help="the MCP host: " + ", ".join(HOSTS))
+    config.add_argument("--sandbox", action="store_true", help="a config that needs no account (the simulator)")
+    config.set_defaults(run=_host_config)
     return parser
 
 
@@ -184,6 +198,24 @@ def _demo(args: argparse.Namespace) -> int:
 
     code: int = anyio.run(run_demo)
     return code
+
+
+def _check(args: argparse.Namespace) -> int:
+    from flow_mcp.check import report, run_checks
+
+    settings = _settings(args)
+    configure_logging("error", "console", secrets=[settings.api_key.get_secret_value()] if settings.api_key else [])
+    with _maybe_sandbox(settings, args.sandbox) as settings:
+        steps = anyio.run(functools.partial(run_checks, settings, dry_run=args.dry_run))
+    return report(steps, sys.stdout.write)
+
+
+def _host_config(args: argparse.Namespace) -> int:
+    from flow_mcp.hostconfig import CONFIG_FILES, snippet
+
+    sys.stdout.write(snippet(args.host, sandbox=args.sandbox) + "\n")
+    sys.stderr.write(f"# {args.host}: {CONFIG_FILES[args.host]}\n")
+    return 0
 
 
 def _ask(args: argparse.Namespace) -> int:

@@ -28,7 +28,11 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> s
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["serve", "--help"], ["sandbox", "--help"], ["demo", "--help"], ["ask", "--help"]]
+    "args",
+    [
+        ["--help"],
+        *([command, "--help"] for command in ("serve", "sandbox", "demo", "ask", "check", "config")),
+    ],
 )
 def test_every_command_has_help(args: list[str]) -> None:
     done = run(*args)

@@ -1,0 +1,129 @@
+"""``flow-mcp config HOST``: snippets with this install's absolute paths that really start the server."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from flow_mcp.hostconfig import HOSTS, KEY_PLACEHOLDER, Launch, launcher, snippet
+from flow_mcp.sandbox import SandboxServer
+
+from .conftest import server_env
+
+TOOLS = {"ask", "create_session", "invoke", "poll_events"}
+SECRET = "fh-live-SECRET-from-the-environment-1234"
+
+
+def config(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flow_mcp", "config", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=server_env(None, FLOWHUNT_API_KEY=SECRET, **extra),
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def server_entry(host: str, body: dict[str, Any]) -> dict[str, Any]:
+    servers = body["servers"] if host == "vscode" else body["mcpServers"]
+    (entry,) = servers.values()
+    return dict(entry)
+
+
+async def list_tools(command: str, args: list[str], env: dict[str, str]) -> set[str]:
+    with anyio.fail_after(60):
+        async with Client(StdioServerParameters(command=command, args=args, env=env)) as client:
+            return {tool.name for tool in (await client.list_tools()).tools}
+
+
+@pytest.mark.parametrize("host", ["claude-desktop", "cursor", "vscode"])
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_json_hosts_get_valid_json_with_absolute_paths_and_no_real_key(host: str, sandbox: bool) -> None:
+    done = config(host, *(["--sandbox"] if sandbox else []))
+    assert done.returncode == 0, done.stderr
+    entry = server_entry(host, json.loads(done.stdout))  # stdout is the JSON and nothing else
+    assert Path(entry["command"]).is_absolute() and Path(entry["command"]).exists()
+    assert entry["args"][-1] == "--sandbox" if sandbox else entry["args"][-1] == "serve"
+    assert SECRET not in done.stdout
+    key = entry.get("env", {}).get("FLOWHUNT_API_KEY")
+    if sandbox:
+        assert key is None
+    else:
+        assert key in (KEY_PLACEHOLDER, "${input:flowhunt-api-key}")
+    if host == "vscode":
+        assert entry["type"] == "stdio"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("host", ["claude-desktop", "cursor", "vscode"])
+async def test_the_command_a_json_snippet_names_starts_a_server_that_lists_the_tools(host: str) -> None:
+    done = config(host, "--sandbox")
+    entry = server_entry(host, json.loads(done.stdout))
+    # A GUI host passes only the snippet's env (plus a minimal system environment), not the shell's.
+    env = {"PATH": "/usr/bin:/bin", **entry.get("env", {})}
+    assert await list_tools(entry["command"], entry["args"], env) == TOOLS
+
+
+@pytest.mark.anyio
+async def test_the_claude_code_line_registers_a_command_that_starts_the_server(sandbox: SandboxServer) -> None:
+    done = config("claude-code")
+    assert done.returncode == 0 and SECRET not in done.stdout
+    words = shlex.split(done.stdout)
+    assert words[:4] == ["claude", "mcp", "add", "flowhunt"]
+    separator = words.index("--")
+    env = dict(value.split("=", 1) for flag, value in zip(words[4:separator:2], words[5:separator:2], strict=True))
+    assert env["FLOWHUNT_API_KEY"] == KEY_PLACEHOLDER
+    command, *args = words[separator + 1 :]
+    assert Path(command).is_absolute()
+    env.update(FLOWHUNT_API_KEY=sandbox.config.api_key, FLOWHUNT_BASE_URL=sandbox.url, PATH="/usr/bin:/bin")
+    assert await list_tools(command, args, env) == TOOLS
+
+
+def test_an_unknown_host_is_a_one_line_usage_error() -> None:
+    done = config("notepad")
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_the_installed_script_next_to_the_interpreter_is_preferred(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.touch()
+    assert launcher(str(python), windows=False).command.endswith("python")
+    (tmp_path / "bin" / "flow-mcp").touch()
+    assert launcher(str(python), windows=False) == Launch(str(tmp_path / "bin" / "flow-mcp"), ["serve"])
+    assert launcher(str(python), windows=False, sandbox=True).args == ["serve", "--sandbox"]
+
+
+def test_on_windows_the_script_is_the_exe_in_scripts(tmp_path: Path) -> None:
+    (tmp_path / "Scripts").mkdir()
+    python = tmp_path / "Scripts" / "python.exe"
+    python.touch()
+    (tmp_path / "Scripts" / "flow-mcp.exe").touch()
+    launch = launcher(str(python), windows=True)
+    assert launch.command == str(tmp_path / "Scripts" / "flow-mcp.exe")
+    body = json.loads(snippet("claude-desktop", launch=launch))
+    assert body["mcpServers"]["flowhunt"]["command"] == str(tmp_path / "Scripts" / "flow-mcp.exe")
+
+
+def test_without_a_script_the_interpreter_runs_the_module(tmp_path: Path) -> None:
+    python = tmp_path / "python3"
+    python.touch()
+    launch = launcher(str(python), windows=False)
+    assert launch.command == str(python) and launch.args == ["-m", "flow_mcp", "serve"]
+
+
+def test_every_host_has_a_snippet() -> None:
+    launch = Launch("/opt/flow mcp/bin/flow-mcp", ["serve"])
+    for host in HOSTS:
+        assert "/opt/flow mcp/bin/flow-mcp" in snippet(host, launch=launch).replace("'", "")

@@ -1,0 +1,101 @@
+"""Registry and packaging metadata: server.json matches the settings, the wheel installs and runs on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flow_mcp import __version__
+from flow_mcp.config import ENV_VARS, Settings
+
+from .conftest import ROOT
+
+SERVER_JSON = ROOT / "server.json"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+
+
+def environment_variables() -> list[dict[str, Any]]:
+    """server.json's environmentVariables, generated from Settings (the single source of truth)."""
+    entries = []
+    for field, name in ENV_VARS.items():
+        info = Settings.model_fields[field]
+        entry: dict[str, Any] = {
+            "name": name,
+            "description": info.description,
+            "isRequired": name == "FLOWHUNT_API_KEY",
+            "isSecret": name == "FLOWHUNT_API_KEY",
+            "format": "number" if info.annotation in (int, float) else "string",
+        }
+        if info.default is not None:
+            entry["default"] = str(info.default)
+        choices = typing.get_args(info.annotation) if typing.get_origin(info.annotation) is typing.Literal else ()
+        if choices:
+            entry["choices"] = list(choices)
+        entries.append(entry)
+    return entries
+
+
+def test_server_json_lists_exactly_the_settings_with_only_the_key_secret() -> None:
+    server = json.loads(SERVER_JSON.read_text("utf-8"))
+    (package,) = server["packages"]
+    variables = package["environmentVariables"]
+    assert [v["name"] for v in variables] == list(ENV_VARS.values())
+    assert [v["name"] for v in variables if v["isSecret"]] == ["FLOWHUNT_API_KEY"]
+    assert variables == environment_variables()
+
+
+def test_server_json_names_this_package_and_version_for_uvx_over_stdio() -> None:
+    server = json.loads(SERVER_JSON.read_text("utf-8"))
+    (package,) = server["packages"]
+    assert server["$schema"].startswith("https://static.modelcontextprotocol.io/schemas/")
+    assert server["version"] == package["version"] == __version__ == PYPROJECT["project"]["version"]
+    assert package["registryType"] == "pypi" and package["identifier"] == PYPROJECT["project"]["name"]
+    assert package["transport"] == {"type": "stdio"} and package["runtimeHint"] == "uvx"
+    assert len(server["description"]) <= 100
+    # PyPI ownership check of the MCP registry: the README carries the server's name.
+    assert f"mcp-name: {server['name']}" in (ROOT / "README.md").read_text("utf-8")
+
+
+def test_pyproject_carries_the_pypi_metadata() -> None:
+    project = PYPROJECT["project"]
+    assert {"Homepage", "Repository", "Issues"} <= set(project["urls"])
+    assert "mcp" in project["keywords"]
+    assert any(c.startswith("Topic ::") for c in project["classifiers"])
+    assert project["scripts"]["flow-mcp"] == "flow_mcp.cli:main"
+
+
+@pytest.mark.timeout(600)
+def test_the_built_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> None:
+    # What `uvx flow-mcp` does (build or fetch the wheel, install it into a throwaway venv, run the script),
+    # with pip: uv itself is not a dependency of this project or its CI.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    wheels = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = wheels.glob("flow_mcp-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=env)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    installed = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        capture_output=True, text=True, timeout=400, env=env, check=False,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    demo = subprocess.run(
+        [str(bin_dir / "flow-mcp"), "demo"],
+        capture_output=True, text=True, encoding="utf-8", timeout=120, env=env, cwd=tmp_path, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert "Demo finished" in demo.stdout
