@@ -148,7 +148,7 @@ class Cursor:
             if event.created_at_timestamp == self.timestamp and event.event_id in self.seen_at_timestamp:
                 continue
             fresh.setdefault(event.event_id, event)
-        ordered = sorted(fresh.values(), key=lambda event: event.created_at_timestamp)  # stable: ties keep order
+        ordered = sorted(fresh.values(), key=_causal_order)
         if not ordered:
             return [], self
         newest = ordered[-1].created_at_timestamp
@@ -184,6 +184,32 @@ class Cursor:
 
 
 CURSOR_HELP = "Pass the cursor exactly as returned by invoke, poll_events or ask, or a FlowHunt timestamp (digits)."
+
+
+def _causal_order(event: RawEvent) -> tuple[int, int]:
+    """Sort key: time, then, within one millisecond, the order a turn's events can happen in.
+
+    Events of one millisecond arrive in any order (FlowHunt does not promise one); a tool call's end read
+    before its start would leave the call open forever. The sort is stable, so events of equal rank keep
+    FlowHunt's order.
+    """
+    if event.action_type == "message":
+        rank = 5 if event.event_type == "ai" else 0  # a person's message opens a turn, an answer closes it
+    else:
+        rank = _RANK_IN_MILLISECOND.get(event.action_type, 3)
+    return event.created_at_timestamp, rank
+
+
+_RANK_IN_MILLISECOND = {
+    "v3_flow_assistant_init": 1,
+    "agent_initialized": 1,
+    "v3_tool_call_start": 2,
+    "v3_tool_call_end": 4,
+    "tool_call": 4,
+    **dict.fromkeys(WAITING_ACTIONS, 6),
+    "failed": 6,
+    "session_closed": 7,
+}
 
 
 def decode_cursor(text: str) -> Cursor:

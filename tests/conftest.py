@@ -17,6 +17,17 @@ from flow_mcp.sandbox import SandboxConfig, SandboxServer
 from flow_mcp.server import build_server
 
 ROOT = Path(__file__).resolve().parent.parent
+FAULT_FIGURES = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Show the fault-injection figures at the end of the run, where people look."""
+    for figures in config.stash.get(FAULT_FIGURES, []):
+        terminalreporter.section("fault injection")
+        for name, value in figures.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
 FAST_PACING = 0.02  # scripted turns run at 2% of real time
 
 

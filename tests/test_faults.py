@@ -1,0 +1,92 @@
+"""Every fault at once: 300 scripted turns through a real stdio server, checked against the sandbox's record."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from flow_mcp.sandbox import SandboxConfig, SandboxServer
+
+from .conftest import FAULT_FIGURES, server_env
+from .faultsuite import MESSAGES, TurnRecord, check, run_ask_turn, run_poll_turn, text_of
+from .test_stdio import SECRET_KEY, teed_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(1200)]
+
+SEED = int(os.environ.get("FLOW_MCP_FAULT_SEED", "20261126"))
+TURNS = int(os.environ.get("FLOW_MCP_FAULT_TURNS", "300"))
+CONCURRENCY = int(os.environ.get("FLOW_MCP_FAULT_CONCURRENCY", "10"))  # 1 makes the fault sequence repeatable
+
+ALL_FAULTS = {
+    "inclusive_cursor": True,
+    "shuffle": True,
+    "duplicate_rate": 0.3,
+    "rate_500": 0.10,
+    "rate_503": 0.10,
+    "rate_429": 0.05,
+    "retry_after_s": 0.05,
+    "rate_reset": 0.02,
+    "rate_stall": 0.01,
+    "stall_s": 1.5,
+    "rate_truncated": 0.02,
+    "rate_wrong_shape": 0.02,
+}
+
+
+@pytest.fixture
+def faulty_sandbox() -> Iterator[SandboxServer]:
+    config = SandboxConfig(pacing=0.01, seed=SEED, api_key=SECRET_KEY)
+    with SandboxServer(config) as server:
+        yield server
+
+
+async def test_every_event_arrives_exactly_once_with_every_fault_on(
+    faulty_sandbox: SandboxServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    env = server_env(
+        faulty_sandbox, FLOW_MCP_LOG_LEVEL="debug", FLOWHUNT_TIMEOUT="0.5", FLOW_MCP_RETRY_MAX_SECONDS="10"
+    )
+    records = [
+        TurnRecord(MESSAGES[i % len(MESSAGES)].format(i=i), via="ask" if i % 2 == 0 else "poll") for i in range(TURNS)
+    ]
+    results_text: list[str] = []
+    async with Client(teed_server(env, out, err)) as client:
+        await client.list_tools()
+        faulty_sandbox.state.update_config(ALL_FAULTS)
+        limiter = anyio.Semaphore(CONCURRENCY)
+
+        async def run(record: TurnRecord) -> None:
+            async with limiter:
+                await (run_ask_turn if record.via == "ask" else run_poll_turn)(client, record)
+
+        with anyio.fail_after(900):
+            async with anyio.create_task_group() as tasks:
+                for record in records:
+                    tasks.start_soon(run, record)
+        faulty_sandbox.state.update_config({knob: type(value)() for knob, value in ALL_FAULTS.items()})
+        after = await client.call_tool("ask", {"message": "still answering?"})
+        results_text.append(text_of(after))
+        assert not after.is_error and (after.structured_content or {})["status"] == "completed"
+
+    stderr_text = err.read_text("utf-8")
+    figures = check(records, faulty_sandbox, stderr_text)
+    summary = {"seed": SEED, "concurrency": CONCURRENCY, **dataclasses.asdict(figures)}
+    request.config.stash.setdefault(FAULT_FIGURES, []).append(summary)
+    print("\nfault-injection figures:", json.dumps(summary))
+
+    assert sum(figures.faults.values()) > TURNS  # the faults really happened
+    assert figures.lost == 0 and figures.duplicated == 0 and figures.out_of_order == 0
+    assert figures.wrong_status == 0 and figures.wrong_answer == 0
+    assert "Traceback" not in stderr_text and '"tool_crashed"' not in stderr_text
+    for line in out.read_text("utf-8").splitlines():
+        assert json.loads(line)["jsonrpc"] == "2.0"
+    everything = out.read_text("utf-8") + stderr_text + "".join(results_text)
+    assert SECRET_KEY not in everything
