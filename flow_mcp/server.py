@@ -141,7 +141,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             )
         return _result(result, render.invoke_text(result))
 
-    @tool(annotations=ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True))
+    @tool(ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True))
     async def poll_events(
         ctx: Context[AppState],
         session_id: SessionIdArg,
@@ -226,17 +226,13 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 if timeout_seconds is None
                 else check_seconds("timeout_seconds", timeout_seconds, low=1, high=MAX_ASK_TIMEOUT_SECONDS)
             )
+            if session_id is not None and context_flow_id is not None:
+                raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
             if session_id is not None:
-                validate_session_id(session_id)
-                if context_flow_id is not None:
-                    raise InvalidArgumentError(
-                        "context_flow_id applies to a new session only: omit session_id to use it."
-                    )
+                sid = validate_session_id(session_id)
             else:
-                created = await state.client.create_session(context_flow_id)
-                hint.session_id = created.session_id
-            sid = hint.session_id
-            assert sid is not None
+                sid = (await state.client.create_session(context_flow_id)).session_id
+            hint.session_id = sid
             result = await _ask_turn(
                 ctx, state, sid, text, model, deadline=started + budget, hint=hint, new_session=session_id is None
             )
