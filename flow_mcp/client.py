@@ -37,6 +37,7 @@ from flow_mcp.errors import (
     error_for_status,
 )
 from flow_mcp.models import Invocation, RawEvent, SessionCreated
+from flow_mcp.ratelimit import RateGate
 
 log = structlog.get_logger("flow_mcp.client")
 
@@ -100,6 +101,7 @@ class FlowHuntClient:
         )
         self._workspace_id = settings.workspace_id
         self._workspace_lock = anyio.Lock()
+        self.gate = RateGate(settings.max_rps)
 
     async def __aenter__(self) -> FlowHuntClient:
         return self
@@ -194,6 +196,7 @@ class FlowHuntClient:
                 await anyio.sleep(delay)
 
     async def _attempt(self, call: _Call, attempt: int) -> Any:
+        await self.gate.wait()
         started = time.monotonic()
         status: int | None = None
         try:
@@ -237,7 +240,11 @@ class FlowHuntClient:
                 wanted = "a list" if call.expect is list else "an object"
                 raise ResponseShapeError(f"FlowHunt's answer to {call.template} was not {wanted}.")
             return body
-        error = error_for_status(response.status_code, body, _retry_after(response.headers.get("Retry-After")))
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if response.status_code == 429:
+            # The limit is the key's, so every turn of this client waits, not only the one that got the 429.
+            self.gate.pause(retry_after if retry_after is not None else 1.0)
+        error = error_for_status(response.status_code, body, retry_after)
         error.detail = self._scrub(error.detail)
         error.args = (self._scrub(str(error)),)
         raise error
@@ -258,8 +265,8 @@ class FlowHuntClient:
             retryable = False
         if not retryable:
             return None
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
-            return error.retry_after
+        if isinstance(error, RateLimitError):
+            return self.gate.paused_for  # the shared pause already holds the next attempt back
         ceiling: float = min(5.0, 0.25 * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # equal jitter: spread out, never zero
 

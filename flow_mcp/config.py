@@ -72,18 +72,32 @@ class Settings(BaseSettings):
         description="Longest gap between progress notifications during `ask`.",
     )
     poll_min_interval: float = Field(
-        default=0.2,
+        default=0.15,
         gt=0,
         le=10,
         validation_alias="FLOW_MCP_POLL_MIN_INTERVAL",
-        description="Seconds between polls right after activity.",
+        description="Seconds to the next poll right after an event (or the message) arrived.",
+    )
+    poll_thinking_max_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        validation_alias="FLOW_MCP_POLL_THINKING_MAX_INTERVAL",
+        description="Longest pause between polls while no tool call is open.",
     )
     poll_max_interval: float = Field(
-        default=2.0,
+        default=2.5,
         gt=0,
         le=30,
         validation_alias="FLOW_MCP_POLL_MAX_INTERVAL",
-        description="Longest pause between polls in a quiet stretch.",
+        description="Longest pause between polls while a tool call runs.",
+    )
+    poll_growth: float = Field(
+        default=1.6,
+        ge=1,
+        le=4,
+        validation_alias="FLOW_MCP_POLL_GROWTH",
+        description="Factor by which the pause grows after each empty poll.",
     )
     max_retries: int = Field(
         default=4,
@@ -98,6 +112,13 @@ class Settings(BaseSettings):
         le=300,
         validation_alias="FLOW_MCP_RETRY_MAX_SECONDS",
         description="Total time one request may spend waiting between retries.",
+    )
+    max_rps: float = Field(
+        default=20.0,
+        gt=0,
+        le=10_000,
+        validation_alias="FLOW_MCP_MAX_RPS",
+        description="Requests per second to FlowHunt for one API key, shared fairly by all turns.",
     )
     log_level: LogLevel = Field(
         default="info", validation_alias="FLOW_MCP_LOG_LEVEL", description="Log level (stderr)."

@@ -19,7 +19,7 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
 from flow_mcp.events import summarize
 from flow_mcp.models import RawEvent
-from flow_mcp.turns import Cursor, advance, latch_completed, settles_at, status_of
+from flow_mcp.turns import Cursor, TurnProgress, advance, latch_completed, settles_at, status_of
 
 log = structlog.get_logger("flow_mcp.poller")
 
@@ -38,20 +38,35 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Fast right after activity, slower through quiet stretches, never slower than ``max_interval``."""
+    """When to poll next, from what the turn is doing.
 
-    min_interval: float = 0.2
-    max_interval: float = 2.0
-    growth: float = 1.5
+    Events come in bursts (a tool starts, ends, the answer follows), so right after an event the next poll
+    comes soon. In a quiet stretch the pause grows by ``growth`` per empty poll, up to a cap that depends on
+    the turn: short while no tool call is open (the assistant is thinking and the next event is near), long
+    while a tool call runs (tool calls take seconds to minutes). An answer waiting for its settle window is
+    polled once, when the window closes.
+    """
+
+    min_interval: float = 0.15
+    thinking_max_interval: float = 1.0
+    tool_max_interval: float = 2.5
+    growth: float = 1.6
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PollPolicy:
-        return cls(settings.poll_min_interval, max(settings.poll_min_interval, settings.poll_max_interval))
+        low = settings.poll_min_interval
+        return cls(
+            min_interval=low,
+            thinking_max_interval=max(low, settings.poll_thinking_max_interval),
+            tool_max_interval=max(low, settings.poll_max_interval),
+            growth=settings.poll_growth,
+        )
 
-    def next_interval(self, current: float, got_events: bool) -> float:
+    def next_interval(self, current: float, got_events: bool, progress: TurnProgress) -> float:
         if got_events:
             return self.min_interval
-        return min(self.max_interval, current * self.growth)
+        cap = self.tool_max_interval if progress.open_tools else self.thinking_max_interval
+        return min(cap, current * self.growth)
 
 
 def log_events(session_id: str, events: Sequence[RawEvent]) -> None:
@@ -112,7 +127,7 @@ async def follow(
             if failures >= MAX_FAILED_POLLS or time.monotonic() >= deadline:
                 raise
             log.warning("poll_failed", session_id=session_id, consecutive=failures, error_type=type(error).__name__)
-            await anyio.sleep(min(policy.max_interval, max(deadline - time.monotonic(), 0.0)))
+            await anyio.sleep(min(policy.tool_max_interval, max(deadline - time.monotonic(), 0.0)))
             continue
         if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
             return cursor
@@ -129,7 +144,7 @@ async def follow(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return cursor
-        interval = policy.next_interval(interval, bool(fresh))
+        interval = policy.next_interval(interval, bool(fresh), cursor.progress)
         pause = min(interval, remaining)
         settle_at = settles_at(cursor.progress, settle_ms)
         if settle_at is not None:

@@ -49,6 +49,7 @@ def settings_for(sandbox: SandboxServer, **overrides: Any) -> Settings:
         "api_key": SecretStr(sandbox.config.api_key),
         "settle_seconds": 0.3,
         "poll_min_interval": 0.05,
+        "poll_thinking_max_interval": 0.3,
         "poll_max_interval": 0.3,
         "timeout": 5.0,
         "retry_max_seconds": 10.0,
@@ -79,6 +80,7 @@ def server_env(sandbox: SandboxServer | None, **extra: str) -> dict[str, str]:
             FLOWHUNT_API_KEY=sandbox.config.api_key,
             FLOW_MCP_SETTLE_SECONDS="0.3",
             FLOW_MCP_POLL_MIN_INTERVAL="0.05",
+            FLOW_MCP_POLL_THINKING_MAX_INTERVAL="0.3",
             FLOW_MCP_POLL_MAX_INTERVAL="0.3",
         )
     env.update(extra)
