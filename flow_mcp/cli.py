@@ -35,6 +35,7 @@ SETTING_FLAGS: dict[str, str] = {
     "--poll-thinking-max-interval": "poll_thinking_max_interval",
     "--poll-max-interval": "poll_max_interval",
     "--poll-growth": "poll_growth",
+    "--max-events-per-poll": "max_events_per_poll",
     "--max-rps": "max_rps",
     "--max-retries": "max_retries",
     "--retry-max-seconds": "retry_max_seconds",

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_RETRY_MAX_SECONDS",
         description="Total time one request may spend waiting between retries.",
     )
+    max_events_per_poll: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        validation_alias="FLOW_MCP_MAX_EVENTS_PER_POLL",
+        description="Most events one poll_events result carries; the rest come with the next call.",
+    )
     max_rps: float = Field(
         default=20.0,
         gt=0,

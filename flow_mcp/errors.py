@@ -4,6 +4,7 @@ Every failure of a FlowHunt call is translated once, in ``client.py``, into one 
 
     FlowMCPError
     ├── InvalidArgumentError        bad input from a tool caller (session id, cursor, message, ...)
+    ├── TurnInProgressError         a new message for a session whose last turn is still running
     ├── ConfigurationError          something the user must set (API key, workspace)
     └── FlowHuntError               anything that went wrong talking to FlowHunt
         ├── NotDeliveredError       invoke failed and the message is not in the session (safe to resend)
@@ -32,6 +33,10 @@ class FlowMCPError(Exception):
 
 class InvalidArgumentError(FlowMCPError, ValueError):
     """A tool argument or CLI input that cannot be used as given."""
+
+
+class TurnInProgressError(FlowMCPError):
+    """The session's previous turn is still running; its text says how to follow it."""
 
 
 class ConfigurationError(FlowMCPError):

@@ -174,6 +174,7 @@ class PollResult(BaseModel):
     events: list[Event] = Field(description="New events, oldest first, each delivered once.")
     cursor: str = Field(description="Pass to the next poll_events call.")
     status: TurnStatus
+    more: bool = Field(default=False, description="More events are waiting: call poll_events again right away.")
     answer: str | None = Field(default=None, description="The newest assistant answer in these events, if any.")
     waiting_for: WaitingFor | None = None
     error: str | None = None

@@ -84,9 +84,11 @@ def log_events(session_id: str, events: Sequence[RawEvent]) -> None:
         )
 
 
-def absorb(session_id: str, cursor: Cursor, batch: Sequence[RawEvent], settle_ms: int) -> tuple[list[RawEvent], Cursor]:
+def absorb(
+    session_id: str, cursor: Cursor, batch: Sequence[RawEvent], settle_ms: int, limit: int | None = None
+) -> tuple[list[RawEvent], Cursor]:
     """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
-    fresh, cursor = cursor.accept(batch)
+    fresh, cursor = cursor.accept(batch, limit)
     stamp = now_ms()
     progress = advance(cursor.progress, fresh, stamp) if fresh else cursor.progress
     log_events(session_id, fresh)
@@ -102,24 +104,26 @@ async def follow(
     deadline: float,
     until: Until,
     on_events: OnEvents | None = None,
+    max_events: int | None = None,
 ) -> Cursor:
     """Poll until the turn ends (or, with ``until="new_events"``, new events arrive) or ``deadline``.
 
     With ``until="new_events"``, an answer that is only waiting for its settle window is followed to the
     window's end, so the caller gets the answer and "completed" together. ``deadline`` is on
-    ``time.monotonic()``; the first poll always completes. Returns the cursor after the last whole batch.
+    ``time.monotonic()``; the first poll always completes. With ``max_events``, at most that many events
+    are handed out and the cursor stops after the last of them. Returns the cursor after the last whole batch.
     """
     policy = PollPolicy.from_settings(settings)
     settle_ms = int(settings.settle_seconds * 1000)
     interval = policy.min_interval
-    delivered = False
+    delivered = 0
     failures = 0
     # With no time at all (poll_events with wait_seconds=0), the one poll runs to the client's own limits.
-    limit = float("inf") if deadline <= time.monotonic() else deadline
+    poll_until = float("inf") if deadline <= time.monotonic() else deadline
     while True:
         batch: list[RawEvent] | None = None
         try:
-            with anyio.move_on_after(max(limit - time.monotonic(), 0.0)):
+            with anyio.move_on_after(max(poll_until - time.monotonic(), 0.0)):
                 batch = await client.poll(session_id, cursor.query_timestamp())
         except _PASSING_FAILURES as error:
             # The client already retried this poll; a turn outlives a bad minute of FlowHunt's, so keep going.
@@ -131,12 +135,15 @@ async def follow(
             continue
         if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
             return cursor
-        limit = deadline
+        poll_until = deadline
         failures = 0
-        fresh, cursor = absorb(session_id, cursor, batch, settle_ms)
+        room = None if max_events is None else max_events - delivered
+        fresh, cursor = absorb(session_id, cursor, batch, settle_ms, room)
         if fresh and on_events is not None:
             await on_events(fresh, cursor)
-        delivered = delivered or bool(fresh)
+        delivered += len(fresh)
+        if room is not None and len(fresh) >= room:
+            return cursor  # the caller's share is full; the rest waits for the next call
         if status_of(cursor.progress, now_ms(), settle_ms) != "running":
             return cursor
         if until == "new_events" and delivered and settles_at(cursor.progress, settle_ms) is None:

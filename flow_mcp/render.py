@@ -30,7 +30,9 @@ def poll_text(result: PollResult) -> str:
     lines.append(f"Status: {result.status}. {len(result.events)} new event(s).")
     lines += _event_lines(result.events)
     lines += _ending_lines(result.status, result.error, result.waiting_for)
-    if result.status == "running":
+    if result.more:
+        lines.append(f"More events are waiting: {continue_hint(result.session_id, result.cursor, 0)}")
+    elif result.status == "running":
         lines.append(f"Next: {continue_hint(result.session_id, result.cursor)}")
     return "\n".join(lines)
 

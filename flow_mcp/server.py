@@ -6,7 +6,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from flow_mcp import __version__, render
 from flow_mcp.client import SESSION_ID_PATTERN, FlowHuntClient, validate_session_id
 from flow_mcp.config import Settings
-from flow_mcp.errors import FlowMCPError, InvalidArgumentError
+from flow_mcp.errors import FlowMCPError, InvalidArgumentError, TurnInProgressError
 from flow_mcp.events import is_answer, normalize, text_of
 from flow_mcp.failures import describe
 from flow_mcp.models import AI_MODELS, AskResult, CreateSessionResult, InvokeResult, PollResult, RawEvent
@@ -27,7 +27,8 @@ from flow_mcp.poller import follow, now_ms
 from flow_mcp.progress import Progress
 from flow_mcp.resources import register_resources
 from flow_mcp.sending import send_message
-from flow_mcp.turns import Cursor, TurnDigest, decode_cursor, status_of
+from flow_mcp.turnbook import TurnBook
+from flow_mcp.turns import Cursor, TurnDigest, decode_cursor, settles_at, status_of
 from flow_mcp.validation import check_ai_model, check_message, check_seconds
 
 log = structlog.get_logger("flow_mcp.server")
@@ -46,10 +47,11 @@ Use `create_session` + `invoke` + `poll_events` when you want to drive each step
 
 @dataclass
 class AppState:
-    """What the server holds for its lifetime: settings and the one FlowHunt client."""
+    """What the server holds for its lifetime: settings, the one FlowHunt client, the turns ask follows."""
 
     settings: Settings
     client: FlowHuntClient
+    turns: TurnBook = field(default_factory=TurnBook)
 
 
 ClientFactory = Callable[[Settings], FlowHuntClient]
@@ -177,6 +179,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 deadline=time.monotonic() + wait,
                 until="new_events",
                 on_events=keep,
+                max_events=state.settings.max_events_per_poll,
             )
             progress = end.progress
             answers = [text_of(event.meta, "message") for event in collected if is_answer(event)]
@@ -185,6 +188,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 events=[normalize(event) for event in collected],
                 cursor=end.encode(),
                 status=status_of(progress, now_ms(), _settle_ms(state)),
+                more=len(collected) >= state.settings.max_events_per_poll,
                 answer=next((a for a in reversed(answers) if a), None),
                 waiting_for=progress.waiting_for,
                 error=progress.error,
@@ -230,12 +234,15 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
             if session_id is not None:
                 sid = validate_session_id(session_id)
+                await _refuse_if_a_turn_runs(state, sid)
             else:
                 sid = (await state.client.create_session(context_flow_id)).session_id
             hint.session_id = sid
-            result = await _ask_turn(
-                ctx, state, sid, text, model, deadline=started + budget, hint=hint, new_session=session_id is None
-            )
+            with state.turns.following(sid):
+                result = await _ask_turn(
+                    ctx, state, sid, text, model, deadline=started + budget, hint=hint, new_session=session_id is None
+                )
+            state.turns.finished(sid, None if result.status != "running" else result.cursor)
         return _result(result, render.ask_text(result))
 
     register_resources(mcp)
@@ -310,6 +317,29 @@ async def _ask_turn(
         waiting_for=turn.waiting_for,
         error=turn.error,
     )
+
+
+async def _refuse_if_a_turn_runs(state: AppState, sid: str) -> None:
+    """One turn at a time per session: a new message while the last one is still worked on would interleave."""
+    if state.turns.is_followed(sid):
+        raise TurnInProgressError(
+            f"Another ask is still following a turn in session {sid}. Wait for it to return, then ask again."
+        )
+    cursor = state.turns.unfinished(sid)
+    if cursor is None:
+        return
+    # The last ask returned "running": one poll tells whether that turn has ended since.
+    end = await follow(
+        state.client, sid, decode_cursor(cursor), settings=state.settings, deadline=0, until="new_events"
+    )
+    # An answer with no tool call open counts as the end here: the settle window only guards against more to come.
+    still_running = status_of(end.progress, now_ms(), _settle_ms(state)) == "running"
+    if still_running and settles_at(end.progress, _settle_ms(state)) is None:
+        raise TurnInProgressError(
+            f"The previous turn in session {sid} is still running. Follow it to its end with "
+            f"{render.continue_hint(sid, cursor)}, then ask again."
+        )
+    state.turns.finished(sid, None)
 
 
 # -- helpers --------------------------------------------------------------------------------------

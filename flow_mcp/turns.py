@@ -139,8 +139,12 @@ class Cursor:
         """The ``from_timestamp`` to poll with: one millisecond early, right under both readings."""
         return str(max(self.timestamp - 1, 0))
 
-    def accept(self, batch: Iterable[RawEvent]) -> tuple[list[RawEvent], Cursor]:
-        """Keep the events of a poll batch not delivered before, oldest first, and the advanced cursor."""
+    def accept(self, batch: Iterable[RawEvent], limit: int | None = None) -> tuple[list[RawEvent], Cursor]:
+        """Keep the events of a poll batch not delivered before, oldest first, and the advanced cursor.
+
+        With ``limit``, only the oldest ``limit`` new events are taken, and the cursor stops right after them:
+        the rest come with the next poll, so a huge batch is handed out in parts and nothing is skipped.
+        """
         fresh: dict[str, RawEvent] = {}
         for event in batch:
             if event.created_at_timestamp < self.timestamp:
@@ -148,7 +152,7 @@ class Cursor:
             if event.created_at_timestamp == self.timestamp and event.event_id in self.seen_at_timestamp:
                 continue
             fresh.setdefault(event.event_id, event)
-        ordered = sorted(fresh.values(), key=_causal_order)
+        ordered = sorted(fresh.values(), key=_causal_order)[:limit]
         if not ordered:
             return [], self
         newest = ordered[-1].created_at_timestamp

@@ -274,3 +274,56 @@ async def test_invoke_that_timed_out_is_never_resent_and_the_caller_is_told_to_c
     assert session is not None and len(sandbox.state.session_invocations(session)) <= 1
     invoke_requests = [r for r in sandbox.state.request_log() if r["path"].endswith("/invoke")]
     assert len(invoke_requests) == 1
+
+
+async def test_a_second_ask_on_a_session_whose_turn_is_still_running_is_refused_with_how_to_follow_it(
+    slow_client: tuple[Client, SandboxServer],
+) -> None:
+    client, _ = slow_client
+    first = await client.call_tool("ask", {"message": "a long task please", "timeout_seconds": 1})
+    body = first.structured_content
+    assert body is not None and body["status"] == "running"
+    refused = await client.call_tool("ask", {"message": "and another thing", "session_id": body["session_id"]})
+    assert refused.is_error and body["cursor"] in text_of(refused)
+    _, last = await follow_with_poll_events(client, body["session_id"], body["cursor"])
+    assert last["status"] == "completed"
+    after = await client.call_tool("ask", {"message": "and another thing", "session_id": body["session_id"]})
+    assert not after.is_error and (after.structured_content or {})["status"] == "completed"
+
+
+async def test_two_concurrent_asks_on_one_session_run_one_turn_and_refuse_the_other(
+    slow_client: tuple[Client, SandboxServer],
+) -> None:
+    client, sandbox = slow_client
+    first = (await client.call_tool("ask", {"message": "hello"})).structured_content
+    assert first is not None
+    results: list[Any] = []
+
+    async def ask_again(message: str) -> None:
+        results.append(await client.call_tool("ask", {"message": message, "session_id": first["session_id"]}))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ask_again, "slow tool one")
+        await anyio.sleep(0.3)
+        tasks.start_soon(ask_again, "slow tool two")
+    assert sorted(result.is_error for result in results) == [False, True]
+    session = sandbox.state.get_session(first["session_id"])
+    assert session is not None and len(sandbox.state.session_invocations(session)) == 2
+
+
+async def test_poll_events_hands_out_a_huge_turn_in_parts_without_losing_an_event(
+    sandbox: SandboxServer,
+) -> None:
+    async with Client(build_server(settings_for(sandbox, max_events_per_poll=40))) as client:
+        created = (await client.call_tool("create_session", {})).structured_content
+        assert created is not None
+        invoked = await client.call_tool("invoke", {"session_id": created["session_id"], "message": "events:300"})
+        events, last = await follow_with_poll_events(
+            client, created["session_id"], invoked.structured_content["cursor"]
+        )  # type: ignore[index]
+    session = sandbox.state.get_session(created["session_id"])
+    assert session is not None
+    emitted = {e["event_id"] for e in sandbox.state.session_events(session)}
+    ids = [event["event_id"] for event in events]
+    assert len(ids) == len(set(ids)) and set(ids) == emitted and len(ids) > 300
+    assert last["status"] == "completed"
