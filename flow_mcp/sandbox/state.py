@@ -125,7 +125,7 @@ class SandboxState:
 
     def record_request(self, method: str, path: str, query: str) -> JSONDict:
         """Log a request as it arrives; the caller fills in `status` (and `fault`) later."""
-        entry: JSONDict = {"method": method, "path": path, "query": query, "status": None}
+        entry: JSONDict = {"method": method, "path": path, "query": query, "status": None, "at_ms": self.clock()}
         with self._lock:
             self.requests.append(entry)
         return entry

@@ -1,0 +1,140 @@
+"""A tiny scripted stand-in for FlowHunt: each endpoint answers whatever bytes, status and headers a test sets.
+
+Unlike the sandbox it simulates nothing: it exists to feed flow_mcp responses no real server would send
+(garbage JSON, invalid UTF-8, truncated bodies, odd statuses). Served by uvicorn on 127.0.0.1 in a background
+thread, with `log_config=None` and `access_log=False` so nothing is written to stdout.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+Endpoint = Literal["me", "create", "invoke", "poll"]
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One canned answer: status, raw body bytes (sent as is) and extra headers."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+DEFAULTS: dict[Endpoint, Scripted] = {
+    "me": Scripted(200, b'{"api_key_workspace_id": "ws-upstream"}'),
+    "create": Scripted(200, b'{"session_id": "sess-1", "created_at": "1"}'),
+    "invoke": Scripted(200, b'{"message_id": "m-1", "created_at": "1000", "cached_events": []}'),
+    "poll": Scripted(200, b"[]"),
+}
+
+
+class Upstream:
+    """A scripted upstream on a free loopback port; use with `with`. Set answers with `script()`."""
+
+    def __init__(self) -> None:
+        self._answers: dict[Endpoint, Scripted] = dict(DEFAULTS)
+        self._paths: list[str] = []
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._socket is not None, "the upstream is not running"
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def script(self, **answers: Scripted) -> None:
+        """Replace the answers of the named endpoints (me, create, invoke, poll); the others keep theirs."""
+        with self._lock:
+            for name, answer in answers.items():
+                assert name in DEFAULTS, name
+                self._answers[name] = answer  # type: ignore[index]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._answers = dict(DEFAULTS)
+
+    def paths(self) -> list[str]:
+        """Every request path received so far, raw (percent-encoding preserved)."""
+        with self._lock:
+            return list(self._paths)
+
+    def _app(self) -> Starlette:
+        def answer(name: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+            async def endpoint(request: Request) -> Response:
+                raw_path = request.scope.get("raw_path") or request.url.path.encode()
+                with self._lock:
+                    self._paths.append(raw_path.decode("latin-1"))
+                    scripted = self._answers[name]
+                # Response(bytes) sends the body untouched; no media type, so no charset is added.
+                return Response(scripted.body, status_code=scripted.status, headers=scripted.headers)
+
+            return endpoint
+
+        return Starlette(
+            routes=[
+                Route("/v2/auth/me", answer("me"), methods=["GET"]),
+                Route("/v3/flow-assistants/create", answer("create"), methods=["POST"]),
+                Route("/v3/flow-assistants/{sid}/invoke", answer("invoke"), methods=["POST"]),
+                Route("/v3/flow-assistants/{sid}/invocation_response/{stamp}", answer("poll"), methods=["POST"]),
+            ]
+        )
+
+    def __enter__(self) -> Upstream:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY, see SandboxServer
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._socket = sock
+        config = uvicorn.Config(
+            self._app(),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            loop="asyncio",
+            timeout_graceful_shutdown=1,
+            server_header=False,
+            date_header=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="fuzz-upstream", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError("the scripted upstream did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(5)
+            if self._thread.is_alive() and self._server is not None:
+                self._server.force_exit = True
+                self._thread.join(5)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
