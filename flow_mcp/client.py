@@ -154,7 +154,10 @@ class FlowHuntClient:
             params={"workspace_id": workspace},
             body=body,
         )
-        return _parse(SessionCreated, await self._send(call), "create")
+        created = _parse(SessionCreated, await self._send(call), "create")
+        if not SESSION_ID_PATTERN.fullmatch(created.session_id):
+            raise ResponseShapeError("FlowHunt's create answer carries a session_id that is not a session id.")
+        return created
 
     async def invoke(self, session_id: str, message: str, ai_model: str | None = None) -> Invocation:
         """Send a message; FlowHunt answers at once and the turn's events are then polled."""
@@ -207,6 +210,9 @@ class FlowHuntClient:
             return self._decode(call, response)
         except httpx2.TransportError as exc:
             raise _transport_error(exc) from None
+        except httpx2.DecodingError:
+            # A body that lies about its Content-Encoding: FlowHunt answered, with something unreadable.
+            raise ResponseShapeError("FlowHunt's answer could not be decoded (bad Content-Encoding).") from None
         finally:
             duration_ms = round((time.monotonic() - started) * 1000, 1)
             log.info(
@@ -231,7 +237,7 @@ class FlowHuntClient:
     def _decode(self, call: _Call, response: httpx2.Response) -> Any:
         try:
             body = json.loads(response.content) if response.content else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested beyond reason
             body = _UNREADABLE
         if response.is_success:
             if body is _UNREADABLE:

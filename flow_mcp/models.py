@@ -82,10 +82,30 @@ class RawEvent(_Wire):
     def _optional_str(cls, value: Any) -> str | None:
         return value if isinstance(value, str) else None
 
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _bounded_depth(cls, value: Any) -> Any:
+        return _limit_depth(value, _MAX_METADATA_DEPTH)
+
     @property
     def meta(self) -> dict[str, Any]:
         """The metadata when it is an object, else an empty dict (never raises)."""
         return self.metadata if isinstance(self.metadata, dict) else {}
+
+
+_MAX_METADATA_DEPTH = 64  # far beyond any real metadata; deeper JSON cannot even be serialized back out
+_TOO_DEEP = "[nested too deep]"
+
+
+def _limit_depth(value: Any, depth: int) -> Any:
+    """``value`` with anything nested deeper than ``depth`` replaced by a marker."""
+    if not isinstance(value, dict | list):
+        return value
+    if depth <= 0:
+        return _TOO_DEEP
+    if isinstance(value, dict):
+        return {key: _limit_depth(item, depth - 1) for key, item in value.items()}
+    return [_limit_depth(item, depth - 1) for item in value]
 
 
 class Invocation(_Wire):

@@ -119,7 +119,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 created_at=created.created_at,
                 workspace_id=await state.client.workspace_id(),
             )
-        return _result(result, render.create_session_text(result))
+            return _result(result, render.create_session_text(result))
 
     @tool(ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True))
     async def invoke(
@@ -141,7 +141,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 cursor=sent.cursor.encode(),
                 events=[normalize(event) for event in sent.events],
             )
-        return _result(result, render.invoke_text(result))
+            return _result(result, render.invoke_text(result))
 
     @tool(ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True))
     async def poll_events(
@@ -193,7 +193,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 waiting_for=progress.waiting_for,
                 error=progress.error,
             )
-        return _result(result, render.poll_text(result))
+            return _result(result, render.poll_text(result))
 
     @tool(ToolAnnotations(title="Ask the Flow Assistant", open_world_hint=True))
     async def ask(
@@ -243,7 +243,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                     ctx, state, sid, text, model, deadline=started + budget, hint=hint, new_session=session_id is None
                 )
             state.turns.finished(sid, None if result.status != "running" else result.cursor)
-        return _result(result, render.ask_text(result))
+            return _result(result, render.ask_text(result))
 
     register_resources(mcp)
     return mcp

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,10 +27,11 @@ from flow_mcp.events import failure_text, is_answer, milliseconds, summarize, te
 from flow_mcp.models import FlowAction, RawEvent, ToolCall, TurnStatus, WaitingFor
 
 _CURSOR_PREFIX = "c1."
-_MAX_CURSOR_CHARS = 8192
-_MAX_IDS_AT_TIMESTAMP = 256
+_MAX_CURSOR_CHARS = 32_768  # what encode() can produce at most, with room to spare
+_MAX_IDS_AT_TIMESTAMP = 128
+_MAX_ID_CHARS = 64  # longer event ids ride in the cursor as a digest
 _MAX_CARRIED_TEXT = 500  # error and prompt texts ride in the cursor so a later poll can still report them
-_RAW_TIMESTAMP = re.compile(r"^\d{1,20}$")
+_RAW_TIMESTAMP = re.compile(r"[0-9]{1,20}")  # ASCII digits only, used with fullmatch
 
 WAITING_ACTIONS = frozenset(
     {"hook_waiting_for_input", "hitl_approval_requested", "integration_missing", "file_access_required"}
@@ -83,12 +86,17 @@ def _fold(progress: TurnProgress, event: RawEvent) -> TurnProgress:
     if kind in WAITING_ACTIONS:
         return replace(progress, outcome="waiting_for_input", waiting_for=waiting_for(event))
     if kind == "v3_tool_call_start":
-        return replace(progress, open_tools=(*progress.open_tools, text_of(meta, "tool_name") or "tool"))
+        return replace(progress, open_tools=(*progress.open_tools, _tool_key(meta)))
     if kind == "v3_tool_call_end":
-        return replace(progress, open_tools=_close_tool(progress.open_tools, text_of(meta, "tool_name") or "tool"))
+        return replace(progress, open_tools=_close_tool(progress.open_tools, _tool_key(meta)))
     if kind == "message" and event.event_type == "ai":
         return replace(progress, answered=True)
     return progress
+
+
+def _tool_key(meta: dict[str, Any]) -> str:
+    # Cut to what a cursor carries, so a start read in one call matches its end read in the next.
+    return (text_of(meta, "tool_name") or "tool")[:_MAX_ID_CHARS]
 
 
 def _close_tool(open_tools: tuple[str, ...], name: str) -> tuple[str, ...]:
@@ -149,7 +157,7 @@ class Cursor:
         for event in batch:
             if event.created_at_timestamp < self.timestamp:
                 continue
-            if event.created_at_timestamp == self.timestamp and event.event_id in self.seen_at_timestamp:
+            if event.created_at_timestamp == self.timestamp and _id_key(event.event_id) in self.seen_at_timestamp:
                 continue
             fresh.setdefault(event.event_id, event)
         ordered = sorted(fresh.values(), key=_causal_order)[:limit]
@@ -157,7 +165,7 @@ class Cursor:
             return [], self
         newest = ordered[-1].created_at_timestamp
         seen = self.seen_at_timestamp if newest == self.timestamp else frozenset()
-        seen = seen | {event.event_id for event in ordered if event.created_at_timestamp == newest}
+        seen = seen | {_id_key(event.event_id) for event in ordered if event.created_at_timestamp == newest}
         return ordered, replace(self, timestamp=newest, seen_at_timestamp=seen)
 
     def with_progress(self, progress: TurnProgress) -> Cursor:
@@ -190,6 +198,13 @@ class Cursor:
 CURSOR_HELP = "Pass the cursor exactly as returned by invoke, poll_events or ask, or a FlowHunt timestamp (digits)."
 
 
+def _id_key(event_id: str) -> str:
+    """How an event id is remembered in a cursor: as is, or as a digest when it is very long."""
+    if len(event_id) <= _MAX_ID_CHARS:
+        return event_id
+    return "#" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
 def _causal_order(event: RawEvent) -> tuple[int, int]:
     """Sort key: time, then, within one millisecond, the order a turn's events can happen in.
 
@@ -219,7 +234,7 @@ _RANK_IN_MILLISECOND = {
 def decode_cursor(text: str) -> Cursor:
     """Parse a cursor string: ours (``c1.``) or a raw FlowHunt timestamp of digits."""
     text = text.strip()
-    if _RAW_TIMESTAMP.match(text):
+    if _RAW_TIMESTAMP.fullmatch(text):
         return Cursor(timestamp=int(text))
     if not text.startswith(_CURSOR_PREFIX) or len(text) > _MAX_CURSOR_CHARS:
         raise InvalidArgumentError(f"Malformed cursor. {CURSOR_HELP}")
@@ -291,7 +306,8 @@ class TurnDigest:
 
     def add(self, event: RawEvent) -> None:
         self.events_count += 1
-        self.credits += event.credits
+        total = self.credits + event.credits
+        self.credits = total if math.isfinite(total) else self.credits  # absurd credits must not make it inf
         meta, kind = event.meta, event.action_type
         if is_answer(event) and (text := text_of(meta, "message")):
             self._append(self.messages, text)

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
-from flow_mcp.errors import APIError, FlowMCPError, InvalidArgumentError, ResponseShapeError
+from flow_mcp.errors import APIError, FlowMCPError, ResponseShapeError
 from flow_mcp.models import AI_MODELS, RawEvent
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
 from flow_mcp.server import build_server
@@ -604,7 +604,7 @@ async def test_upstream_answers_that_echo_the_key_leak_nothing_through_a_stdio_s
     assert_clean_channel(out, err, results)
 
 
-# -- known bugs, pinned (each fails today; remove the xfail mark with the fix) --------------------------
+# -- regressions: bugs the fuzzing found, each fixed -------------------------------------------------
 
 
 def poll_with(upstream: Upstream, answer: Scripted) -> Any:
@@ -617,26 +617,17 @@ def poll_with(upstream: Upstream, answer: Scripted) -> Any:
     return anyio.run(attempt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="client.py _decode catches ValueError only: json.loads raises RecursionError",
-)
 @pytest.mark.parametrize("status", [200, 500])
 def test_a_deeply_nested_upstream_body_is_a_flowhunt_error(status: int) -> None:
     with Upstream() as upstream, pytest.raises(ResponseShapeError if status == 200 else APIError):
         poll_with(upstream, Scripted(status, b"[" * 100_000))
 
 
-@pytest.mark.xfail(strict=True, reason="client.py _attempt catches httpx2.TransportError, not httpx2.DecodingError")
 def test_a_body_that_lies_about_its_content_encoding_is_a_flowhunt_error() -> None:
     with Upstream() as upstream, pytest.raises(FlowMCPError):
         poll_with(upstream, Scripted(200, b"[]", {"Content-Encoding": "gzip"}))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="server.py _result serializes outside _tool_errors: pydantic depth limit"
-)
 def test_poll_events_handles_metadata_nested_deeper_than_pydantic_serializes() -> None:
     nested = "[" * 300 + "]" * 300
     body = f'[{{"event_id": "e", "created_at_timestamp": 5, "action_type": "x", "metadata": {nested}}}]'
@@ -645,11 +636,6 @@ def test_poll_events_handles_metadata_nested_deeper_than_pydantic_serializes() -
         assert_handled(call("poll_events", {"session_id": "sess-1", "cursor": "0"}), "poll_events")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="turns.py TurnDigest sums finite credits into inf; outputSchema says number",
-)
 def test_ask_reports_finite_credits_when_event_credits_add_up_past_the_float_range() -> None:
     answer = {"event_type": "ai", "action_type": "message", "credits": 1.7e308, "metadata": {"message": "hi"}}
     body = [{**answer, "event_id": str(i), "created_at_timestamp": 2000 + i} for i in range(3)]
@@ -660,11 +646,6 @@ def test_ask_reports_finite_credits_when_event_credits_add_up_past_the_float_ran
     assert math.isfinite(result.structured_content["credits"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidArgumentError,
-    reason="turns.py Cursor.encode has no size bound; decode_cursor rejects > 8192 chars",
-)
 def test_a_cursor_returned_by_poll_events_is_accepted_by_the_next_call() -> None:
     body = [{"event_id": "e" * 10_000, "created_at_timestamp": 5, "action_type": "x"}]
     with Upstream() as upstream, mcp_client(upstream_settings(upstream)) as call:
