@@ -202,12 +202,15 @@ class FlowHuntClient:
         await self.gate.wait()
         started = time.monotonic()
         status: int | None = None
+        empty = False
         try:
             response = await self._http.request(
                 call.method, call.path, params=call.params, json=call.body, headers=self._auth_headers(call.needs_key)
             )
             status = response.status_code
-            return self._decode(call, response)
+            body = self._decode(call, response)
+            empty = body == []
+            return body
         except httpx2.TransportError as exc:
             raise _transport_error(exc) from None
         except httpx2.DecodingError:
@@ -215,7 +218,8 @@ class FlowHuntClient:
             raise ResponseShapeError("FlowHunt's answer could not be decoded (bad Content-Encoding).") from None
         finally:
             duration_ms = round((time.monotonic() - started) * 1000, 1)
-            log.info(
+            # A poll that found nothing new is the commonest request by far: at info it would drown the rest.
+            (log.debug if empty else log.info)(
                 "flowhunt_request",
                 method=call.method,
                 path=call.template,

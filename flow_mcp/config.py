@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         description="Most events one poll_events result carries; the rest come with the next call.",
     )
     max_rps: float = Field(
-        default=20.0,
+        default=50.0,
         gt=0,
         le=10_000,
         validation_alias="FLOW_MCP_MAX_RPS",

@@ -152,9 +152,9 @@ async def follow(
         if remaining <= 0:
             return cursor
         interval = policy.next_interval(interval, bool(fresh), cursor.progress)
-        pause = min(interval, remaining)
         settle_at = settles_at(cursor.progress, settle_ms)
         if settle_at is not None:
-            # Poll once more right when the settle window closes, so completion is seen without delay.
-            pause = min(pause, max((settle_at - now_ms()) / 1000, 0.0) + 0.01)
-        await anyio.sleep(pause)
+            # An answer is in and no tool runs: poll once, right when the settle window closes. Polls inside
+            # the window would only see the rare late event a little sooner, at the cost of requests.
+            interval = max((settle_at - now_ms()) / 1000, 0.0) + 0.005
+        await anyio.sleep(min(interval, remaining))

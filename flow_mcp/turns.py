@@ -29,6 +29,7 @@ from flow_mcp.models import FlowAction, RawEvent, ToolCall, TurnStatus, WaitingF
 _CURSOR_PREFIX = "c1."
 _MAX_CURSOR_CHARS = 32_768  # what encode() can produce at most, with room to spare
 _MAX_IDS_AT_TIMESTAMP = 128
+_MAX_LATENCY_CREDIT_MS = 500
 _MAX_ID_CHARS = 64  # longer event ids ride in the cursor as a digest
 _MAX_CARRIED_TEXT = 500  # error and prompt texts ride in the cursor so a later poll can still report them
 _RAW_TIMESTAMP = re.compile(r"[0-9]{1,20}")  # ASCII digits only, used with fullmatch
@@ -69,7 +70,10 @@ def advance(progress: TurnProgress, events: Sequence[RawEvent], now_ms: int) -> 
     for event in events:
         progress = _fold(progress, event)
     if events:
-        progress = replace(progress, last_event_ms=now_ms)
+        # The settle window runs from when the last event happened, not from when a poll happened to see it:
+        # FlowHunt's timestamp, trusted up to _MAX_LATENCY_CREDIT_MS back (its clock is not ours).
+        happened = min(now_ms, max(event.created_at_timestamp for event in events))
+        progress = replace(progress, last_event_ms=max(happened, now_ms - _MAX_LATENCY_CREDIT_MS))
     return progress
 
 

@@ -328,18 +328,27 @@ def test_a_deeply_nested_cursor_raises_invalid_argument() -> None:
 
 
 def fold(events: Sequence[RawEvent], now_ms: int, progress: TurnProgress | None = None) -> TurnProgress:
-    return advance(progress or TurnProgress(), events, now_ms)
+    """Fold events seen as they happen: each stamped with the moment it is folded in."""
+    seen_now = [event.model_copy(update={"created_at_timestamp": now_ms}) for event in events]
+    return advance(progress or TurnProgress(), seen_now, now_ms)
 
 
 def test_a_turn_runs_until_an_answer_has_settled() -> None:
     progress = fold([human("h", 1), tool_start("s", 2), tool_end("e", 3)], now_ms=1000)
     assert status_of(progress, 5000, SETTLE) == "running"  # no answer yet
-    progress = advance(progress, [answer("a", 4)], now_ms=2000)
-    assert progress.last_event_ms == 2000
+    progress = advance(progress, [answer("a", 1800)], now_ms=2000)
+    assert progress.last_event_ms == 1800  # the window runs from when the answer happened
     assert status_of(progress, 2000, SETTLE) == "running"
-    assert status_of(progress, 2999, SETTLE) == "running"
-    assert status_of(progress, 3000, SETTLE) == "completed"
-    assert settles_at(progress, SETTLE) == 3000
+    assert status_of(progress, 2799, SETTLE) == "running"
+    assert status_of(progress, 2800, SETTLE) == "completed"
+    assert settles_at(progress, SETTLE) == 2800
+
+
+def test_an_event_timestamp_far_from_our_clock_is_trusted_only_half_a_second_back() -> None:
+    long_ago = advance(TurnProgress(), [answer("a", 4)], now_ms=2000)
+    assert long_ago.last_event_ms == 1500
+    from_the_future = advance(TurnProgress(), [answer("a", 9000)], now_ms=2000)
+    assert from_the_future.last_event_ms == 2000
 
 
 def test_an_open_tool_call_keeps_an_answered_turn_running() -> None:
@@ -347,7 +356,7 @@ def test_an_open_tool_call_keeps_an_answered_turn_running() -> None:
     assert progress.open_tools == ("run_flow",)
     assert status_of(progress, 100_000, SETTLE) == "running"
     assert settles_at(progress, SETTLE) is None
-    progress = advance(progress, [tool_end("e", 3, "run_flow")], now_ms=4000)
+    progress = fold([tool_end("e", 3, "run_flow")], now_ms=4000, progress=progress)
     assert status_of(progress, 4999, SETTLE) == "running"
     assert status_of(progress, 5000, SETTLE) == "completed"
 
@@ -356,17 +365,17 @@ def test_tool_calls_with_the_same_name_close_one_at_a_time() -> None:
     progress = fold([tool_start("s1", 1), tool_start("s2", 2), answer("a", 3), tool_end("e1", 4)], now_ms=0)
     assert progress.open_tools == ("search_docs",)
     assert status_of(progress, 10_000, SETTLE) == "running"
-    progress = advance(progress, [tool_end("e2", 5)], now_ms=0)
+    progress = fold([tool_end("e2", 5)], now_ms=0, progress=progress)
     assert progress.open_tools == ()
     assert status_of(progress, 10_000, SETTLE) == "completed"
 
 
 def test_new_events_restart_the_settle_window() -> None:
     progress = fold([answer("a", 1)], now_ms=1000)
-    progress = advance(progress, [ev("cot", 2)], now_ms=1900)
+    progress = fold([ev("cot", 2)], now_ms=1900, progress=progress)
     assert status_of(progress, 2000, SETTLE) == "running"
     assert settles_at(progress, SETTLE) == 2900
-    assert advance(progress, [], now_ms=5000) == progress  # an empty poll is not activity
+    assert fold([], now_ms=5000, progress=progress) == progress  # an empty poll is not activity
 
 
 def test_a_system_message_is_not_an_answer() -> None:
@@ -417,7 +426,7 @@ def test_waiting_events_put_the_turn_in_waiting_for_input(action: str) -> None:
     assert progress.waiting_for.kind == action
     assert progress.waiting_for.model_dump(exclude={"kind"}) == expected
     # Later events do not take the turn out of waiting.
-    progress = advance(progress, [answer("a", 3)], now_ms=0)
+    progress = fold([answer("a", 3)], now_ms=0, progress=progress)
     assert status_of(progress, 10_000, SETTLE) == "waiting_for_input"
 
 
@@ -431,7 +440,8 @@ def test_session_closed_ends_the_turn_even_after_completion() -> None:
     progress = fold([answer("a", 1)], now_ms=0)
     progress = latch_completed(progress, SETTLE, SETTLE)
     assert progress.outcome == "completed"
-    progress = advance(progress, [ev("c", 2, "session_closed", "system", {"message": "Closed for idling."})], now_ms=0)
+    closed = ev("c", 2, "session_closed", "system", {"message": "Closed for idling."})
+    progress = fold([closed], now_ms=0, progress=progress)
     assert status_of(progress, 0, SETTLE) == "session_closed"
     assert progress.error == "Closed for idling."
 
@@ -455,7 +465,7 @@ def test_latch_completed_keeps_a_completed_turn_completed() -> None:
 def test_events_after_an_unlatched_answer_can_reopen_the_turn() -> None:
     progress = fold([answer("a", 1)], now_ms=1000)
     assert status_of(progress, 2000, SETTLE) == "completed"
-    progress = advance(progress, [tool_start("s", 2)], now_ms=2100)
+    progress = fold([tool_start("s", 2)], now_ms=2100, progress=progress)
     assert status_of(progress, 5000, SETTLE) == "running"
 
 
@@ -470,7 +480,7 @@ def test_events_after_an_unlatched_answer_can_reopen_the_turn() -> None:
 )
 def test_a_human_message_starts_a_new_turn(ending: list[RawEvent]) -> None:
     progress = latch_completed(fold([tool_start("s", 1), *ending], now_ms=0), 10_000, SETTLE)
-    progress = advance(progress, [human("h", 3)], now_ms=20_000)
+    progress = fold([human("h", 3)], now_ms=20_000, progress=progress)
     assert progress == TurnProgress(last_event_ms=20_000)
     assert status_of(progress, 100_000, SETTLE) == "running"
 
