@@ -120,6 +120,9 @@ async def follow(
     failures = 0
     # With no time at all (poll_events with wait_seconds=0), the one poll runs to the client's own limits.
     poll_until = float("inf") if deadline <= time.monotonic() else deadline
+    if until == "turn_end":
+        # Right after invoke FlowHunt has nothing new yet: the first poll waits one short interval.
+        await anyio.sleep(min(policy.min_interval, max(deadline - time.monotonic(), 0.0)))
     while True:
         batch: list[RawEvent] | None = None
         try:
