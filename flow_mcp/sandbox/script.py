@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 Metadata = Mapping[str, object] | list[object] | str
 
 ASSISTANT_NAME = "Flow Assistant"
-MAX_SCRIPTED_EVENTS = 5000
+MAX_SCRIPTED_EVENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -303,6 +303,16 @@ def _words(*words: str) -> re.Pattern[str]:
     return re.compile("|".join(rf"\b{re.escape(word)}\b" for word in words), re.IGNORECASE)
 
 
+_BIG_OUTPUT_CHARS = 5 * 1024 * 1024
+
+
+def _big_output(course: Course) -> None:
+    # A tool that answers with 5 MB: clients must not keep (or pass on) all of it.
+    course.loading(100, "export_flow", "Exporting the flow")
+    course.tool_call(100, "export_flow", course.message, 500, "x" * _BIG_OUTPUT_CHARS, credits=1.0)
+    course.answer(200, course.quoted_answer())
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("events", _COUNT, _events),
     Scenario("long", _words("long"), _long),
@@ -314,6 +324,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("unknown", _words("unknown"), _unknown),
     Scenario("multi", _words("multi"), _multi),
     Scenario("slow_tool", re.compile(r"\bslow\s+tool\b", re.IGNORECASE), _slow_tool),
+    Scenario("big_output", re.compile(r"\bbig\s+output\b", re.IGNORECASE), _big_output),
     Scenario("close_session", re.compile(r"\bclose\s+session\b", re.IGNORECASE), _close_session),
 )
 DEFAULT_SCENARIO = Scenario("default", re.compile(r"(?!)"), _default)
