@@ -9,8 +9,10 @@ FlowHunt certainly did not process it, so a message is never sent twice.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,6 +74,19 @@ class _Call:
     expect: type[list[Any]] | type[dict[str, Any]] = dict  # the JSON type a 2xx body must have
 
 
+def _keep_stdout_clean() -> None:
+    """Send log lines to stderr (warnings and up) when the program has not configured structlog itself.
+
+    structlog's default prints to stdout, which would corrupt the protocol of any stdio MCP server that uses this
+    client as a library. The flow-mcp command configures logging before it gets here, so this never applies to it.
+    """
+    if not structlog.is_configured():
+        structlog.configure(
+            logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        )
+
+
 def validate_session_id(session_id: str) -> str:
     """A FlowHunt session id, or InvalidArgumentError saying what one looks like."""
     if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(session_id):
@@ -91,6 +106,7 @@ class FlowHuntClient:
     """Typed async access to FlowHunt's Flow Assistant V3 API."""
 
     def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        _keep_stdout_clean()
         self._settings = settings
         self._http = httpx2.AsyncClient(
             base_url=settings.base_url,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +29,7 @@ from flow_mcp.errors import (
 from flow_mcp.models import RawEvent
 from flow_mcp.sandbox import SandboxServer
 from flow_mcp.turns import Cursor, advance, decode_cursor, latch_completed, status_of
-from tests.conftest import settings_for
+from tests.conftest import server_env, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -555,3 +557,22 @@ def test_parse_events_keeps_events_and_drops_what_is_not_an_event() -> None:
 def test_parse_events_survives_absurd_credits() -> None:
     events = parse_events([{"event_id": "a", "created_at_timestamp": "1", "credits": 10**400}], session_id="s")
     assert [e.credits for e in events] == [0.0]
+
+
+def test_the_client_used_as_a_library_writes_nothing_to_stdout(sandbox: SandboxServer) -> None:
+    program = (
+        "import anyio\n"
+        "from flow_mcp import FlowHuntClient, Settings\n"
+        "async def main():\n"
+        "    async with FlowHuntClient(Settings()) as client:\n"
+        "        session = await client.create_session()\n"
+        "        await client.invoke(session.session_id, 'hello')\n"
+        "        await client.poll(session.session_id, '0')\n"
+        "anyio.run(main)\n"
+    )
+    env = server_env(sandbox)
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
