@@ -144,9 +144,10 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def _configure(settings: Settings) -> None:
+def _configure(settings: Settings, level: str | None = None, fmt: str | None = None) -> None:
+    """Logging to stderr with the key redacted; ``level``/``fmt`` override the settings for terminal commands."""
     secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
-    configure_logging(settings.log_level, settings.log_format, secrets=secrets)
+    configure_logging(level or settings.log_level, fmt or settings.log_format, secrets=secrets)
 
 
 @contextlib.contextmanager
@@ -208,7 +209,7 @@ def _check(args: argparse.Namespace) -> int:
     from flow_mcp.check import report, run_checks
 
     settings = _settings(args)
-    configure_logging("error", "console", secrets=[settings.api_key.get_secret_value()] if settings.api_key else [])
+    _configure(settings, "error", "console")
     with _maybe_sandbox(settings, args.sandbox) as settings:
         steps = anyio.run(functools.partial(run_checks, settings, dry_run=args.dry_run))
     return report(steps, sys.stdout.write)
@@ -225,7 +226,7 @@ def _host_config(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # The terminal shows progress and the answer; log lines only for problems.
-    configure_logging("warning", "console", secrets=[settings.api_key.get_secret_value()] if settings.api_key else [])
+    _configure(settings, "warning", "console")
     with _maybe_sandbox(settings, args.sandbox) as settings:
         return anyio.run(_ask_once, settings, args.message, args.session_id)
 

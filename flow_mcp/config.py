@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         default="json", validation_alias="FLOW_MCP_LOG_FORMAT", description="'json' lines or 'console'."
     )
 
+    @property
+    def settle_ms(self) -> int:
+        """The settle window in milliseconds, the unit turn logic works in."""
+        return int(self.settle_seconds * 1000)
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

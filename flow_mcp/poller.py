@@ -90,7 +90,7 @@ def absorb(
     """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
     fresh, cursor = cursor.accept(batch, limit)
     stamp = now_ms()
-    progress = advance(cursor.progress, fresh, stamp) if fresh else cursor.progress
+    progress = advance(cursor.progress, fresh, stamp)
     log_events(session_id, fresh)
     return fresh, cursor.with_progress(latch_completed(progress, stamp, settle_ms))
 
@@ -114,7 +114,7 @@ async def follow(
     are handed out and the cursor stops after the last of them. Returns the cursor after the last whole batch.
     """
     policy = PollPolicy.from_settings(settings)
-    settle_ms = int(settings.settle_seconds * 1000)
+    settle_ms = settings.settle_ms
     interval = policy.min_interval
     delivered = 0
     failures = 0

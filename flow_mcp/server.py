@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -133,7 +133,9 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
         state = _state(ctx)
         with _tool_errors("invoke", _Hint(session_id=session_id, invoking=True)):
             sid, text, model = validate_session_id(session_id), check_message(message), check_ai_model(ai_model)
-            sent = await send_message(state.client, sid, text, model, settle_ms=_settle_ms(state), new_session=False)
+            sent = await send_message(
+                state.client, sid, text, model, settle_ms=state.settings.settle_ms, new_session=False
+            )
             result = InvokeResult(
                 session_id=sid,
                 message_id=sent.message_id,
@@ -168,7 +170,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             start = decode_cursor(cursor)
             collected: list[RawEvent] = []
 
-            async def keep(events: Any, _: Cursor) -> None:
+            async def keep(events: Sequence[RawEvent], _: Cursor) -> None:
                 collected.extend(events)
 
             end = await follow(
@@ -187,7 +189,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
                 session_id=sid,
                 events=[normalize(event) for event in collected],
                 cursor=end.encode(),
-                status=status_of(progress, now_ms(), _settle_ms(state)),
+                status=status_of(progress, now_ms(), state.settings.settle_ms),
                 more=len(collected) >= state.settings.max_events_per_poll,
                 answer=next((a for a in reversed(answers) if a), None),
                 waiting_for=progress.waiting_for,
@@ -275,7 +277,7 @@ async def _ask_turn(
     progress = Progress(ctx.report_progress)
     digest = TurnDigest()
 
-    async def on_events(events: Any, cursor: Cursor) -> None:
+    async def on_events(events: Sequence[RawEvent], cursor: Cursor) -> None:
         hint.cursor = cursor.encode()
         progress.cursor = cursor
         for event in events:
@@ -283,7 +285,9 @@ async def _ask_turn(
             await progress.event(event)
 
     hint.invoking = True
-    sent = await send_message(state.client, sid, message, model, settle_ms=_settle_ms(state), new_session=new_session)
+    sent = await send_message(
+        state.client, sid, message, model, settle_ms=state.settings.settle_ms, new_session=new_session
+    )
     cursor = sent.cursor
     hint.invoking = False
     await progress.send("Message sent; the assistant is working")
@@ -306,7 +310,7 @@ async def _ask_turn(
     return AskResult(
         session_id=sid,
         message_id=sent.message_id,
-        status=status_of(turn, now_ms(), _settle_ms(state)),
+        status=status_of(turn, now_ms(), state.settings.settle_ms),
         answer=digest.messages[-1] if digest.messages else None,
         messages=digest.messages,
         tool_calls=digest.tool_calls,
@@ -333,8 +337,8 @@ async def _refuse_if_a_turn_runs(state: AppState, sid: str) -> None:
         state.client, sid, decode_cursor(cursor), settings=state.settings, deadline=0, until="new_events"
     )
     # An answer with no tool call open counts as the end here: the settle window only guards against more to come.
-    still_running = status_of(end.progress, now_ms(), _settle_ms(state)) == "running"
-    if still_running and settles_at(end.progress, _settle_ms(state)) is None:
+    still_running = status_of(end.progress, now_ms(), state.settings.settle_ms) == "running"
+    if still_running and settles_at(end.progress, state.settings.settle_ms) is None:
         raise TurnInProgressError(
             f"The previous turn in session {sid} is still running. Follow it to its end with "
             f"{render.continue_hint(sid, cursor)}, then ask again."
@@ -347,10 +351,6 @@ async def _refuse_if_a_turn_runs(state: AppState, sid: str) -> None:
 
 def _state(ctx: Context[AppState]) -> AppState:
     return ctx.request_context.lifespan_context
-
-
-def _settle_ms(state: AppState) -> int:
-    return int(state.settings.settle_seconds * 1000)
 
 
 def _result(result: BaseModel, text: str) -> CallToolResult:
