@@ -39,6 +39,10 @@ SETTING_FLAGS: dict[str, str] = {
     "--max-rps": "max_rps",
     "--max-retries": "max_retries",
     "--retry-max-seconds": "retry_max_seconds",
+    "--token": "token",
+    "--tokens-file": "tokens_file",
+    "--secret": "secret",
+    "--shutdown-grace": "shutdown_grace",
     "--log-level": "log_level",
     "--log-format": "log_format",
 }
@@ -93,9 +97,44 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     serve = commands.add_parser(
-        "serve", parents=[settings_flags], help="run the MCP server over stdio (the default command)"
+        "serve", parents=[settings_flags], help="run the MCP server over stdio (the default) or streamable HTTP"
     )
     serve.add_argument("--sandbox", action="store_true", help="use a built-in FlowHunt simulator: no account needed")
+    serve.add_argument(
+        "--transport", choices=("stdio", "http"), default="stdio", help="stdio (one host launches it) or http"
+    )
+    http = serve.add_argument_group("HTTP transport (with --transport http)")
+    http.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    http.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    http.add_argument("--path", type=_path, default="/mcp", help="path of the MCP endpoint (default /mcp)")
+    http.add_argument(
+        "--stateless", action="store_true", help="keep no connection state, so any replica serves any request"
+    )
+    http.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve a non-loopback host without bearer tokens (only behind something that authenticates)",
+    )
+    http.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a Host header to accept besides loopback, e.g. the name behind your reverse proxy (repeatable; "
+        "'*' turns the check off)",
+    )
+    http.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser Origin to accept, e.g. https://app.example.com (repeatable)",
+    )
+    http.add_argument(
+        "--flowhunt-key-from-client",
+        action="store_true",
+        help="each MCP client sends its own FlowHunt API key in the X-FlowHunt-Api-Key header; the server keeps none",
+    )
     serve.set_defaults(run=_serve)
 
     sandbox = commands.add_parser("sandbox", help="run the FlowHunt simulator alone (for tests and trials)")
@@ -144,9 +183,22 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return port
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/") or any(c.isspace() or c in "?#" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL path like /mcp")
+    return text
+
+
 def _configure(settings: Settings, level: str | None = None, fmt: str | None = None) -> None:
-    """Logging to stderr with the key redacted; ``level``/``fmt`` override the settings for terminal commands."""
-    secrets = [settings.api_key.get_secret_value()] if settings.api_key else []
+    """Logging to stderr with the secrets redacted; ``level``/``fmt`` override the settings for terminal commands."""
+    secrets = [s.get_secret_value() for s in (settings.api_key, settings.token, settings.secret) if s is not None]
     configure_logging(level or settings.log_level, fmt or settings.log_format, secrets=secrets)
 
 
@@ -169,6 +221,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _configure(settings)
+    if args.transport == "http":
+        return _serve_http(args, settings)
     with _maybe_sandbox(settings, args.sandbox) as settings:
         log.info(
             "server_starting",
@@ -181,6 +235,56 @@ def _serve(args: argparse.Namespace) -> int:
         if settings.api_key is None:
             log.warning("api_key_missing", help="set FLOWHUNT_API_KEY; tools will say so when called")
         build_server(settings).run("stdio")
+    return 0
+
+
+def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
+    from flow_mcp.errors import ConfigurationError
+    from flow_mcp.serving import HttpOptions, is_loopback, serve_http
+    from flow_mcp.tokens import TokenTable
+
+    try:
+        token = settings.token.get_secret_value() if settings.token else None
+        tokens = TokenTable.load(token=token, tokens_file=settings.tokens_file)
+    except ConfigurationError as error:
+        _fail(str(error))
+    if args.no_auth and tokens:
+        _fail("--no-auth conflicts with FLOW_MCP_TOKEN / FLOW_MCP_TOKENS_FILE: drop one or the other")
+    if not tokens and not is_loopback(args.host):
+        if not args.no_auth:
+            _fail(
+                f"refusing to serve {args.host} without authentication: set FLOW_MCP_TOKENS_FILE or FLOW_MCP_TOKEN "
+                "(README: 'Serving a team over HTTP'), or pass --no-auth if a proxy in front authenticates clients"
+            )
+        log.warning("authentication_off", host=args.host, help="anyone who reaches this port can use the server")
+    with _maybe_sandbox(settings, args.sandbox) as settings:
+        if args.flowhunt_key_from_client:
+            if settings.api_key is not None and not args.sandbox:
+                log.warning("server_key_ignored", help="--flowhunt-key-from-client: clients send their own keys")
+            settings = settings.model_copy(update={"api_key": None})
+        elif settings.api_key is None:
+            log.warning("api_key_missing", help="set FLOWHUNT_API_KEY; tools will say so when called")
+        options = HttpOptions(
+            host=args.host,
+            port=args.port,
+            path=args.path,
+            stateless=args.stateless,
+            allowed_hosts=tuple(args.allowed_host),
+            allowed_origins=tuple(args.allowed_origin),
+            key_from_client=args.flowhunt_key_from_client,
+        )
+        log.info(
+            "server_starting",
+            transport="http",
+            version=__version__,
+            base_url=settings.base_url,
+            sandbox=args.sandbox,
+            auth="bearer" if tokens else "none",
+            clients=len(tokens.entries),
+            stateless=args.stateless,
+            flowhunt_key="from_client" if args.flowhunt_key_from_client else "server",
+        )
+        serve_http(settings, options, tokens)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -127,6 +128,29 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_MAX_RPS",
         description="Requests per second to FlowHunt for one API key, shared fairly by all turns.",
     )
+    token: SecretStr | None = Field(
+        default=None,
+        validation_alias="FLOW_MCP_TOKEN",
+        description="HTTP only: the bearer token MCP clients must send (secret; client name 'default').",
+    )
+    tokens_file: Path | None = Field(
+        default=None,
+        validation_alias="FLOW_MCP_TOKENS_FILE",
+        description="HTTP only: file of 'name:token' lines, one per MCP client ('name:sha256:HEX' stores a hash).",
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="FLOW_MCP_SECRET",
+        description="HTTP only: key that signs session handles; the same on every replica (secret). "
+        "Default: derived from the FlowHunt key.",
+    )
+    shutdown_grace: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        validation_alias="FLOW_MCP_SHUTDOWN_GRACE",
+        description="HTTP only: seconds running calls may go on after SIGTERM; then `ask` returns 'running'.",
+    )
     log_level: LogLevel = Field(
         default="info", validation_alias="FLOW_MCP_LOG_LEVEL", description="Log level (stderr)."
     )
@@ -145,6 +169,15 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")) or len(value) < len("http://x"):
             raise ValueError("must be an http:// or https:// URL, e.g. https://api.flowhunt.io")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "needs at least 16 characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @field_validator("workspace_id")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Protocol
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
 
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import Field
 
-from flow_mcp.client import FlowHuntClient, validate_session_id
+from flow_mcp.access import Caller
+from flow_mcp.client import FlowHuntClient
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError, NotFoundError
 from flow_mcp.events import normalize
 from flow_mcp.failures import describe
@@ -25,8 +28,7 @@ EVENTS_URI = "flowhunt://sessions/{session_id}/events"
 MAX_REPLAY_POLLS = 50  # FlowHunt answers a replay in one batch; more than this means it keeps paging forever
 
 
-class _Lifespan(Protocol):
-    client: FlowHuntClient
+CallerOf = Callable[[Context[Any]], AbstractAsyncContextManager[Caller]]
 
 
 async def replay(client: FlowHuntClient, session_id: str) -> tuple[list[RawEvent], Cursor]:
@@ -41,21 +43,21 @@ async def replay(client: FlowHuntClient, session_id: str) -> tuple[list[RawEvent
     return events, cursor
 
 
-async def _read(ctx: Context[_Lifespan], session_id: str) -> tuple[str, list[RawEvent], Cursor]:
+async def _read(ctx: Context[Any], caller_of: CallerOf, session_id: str) -> tuple[list[RawEvent], Cursor]:
     """Validate and replay, turning every failure into a clean resource error (never a traceback)."""
     try:
-        sid = validate_session_id(session_id)
-        events, cursor = await replay(ctx.request_context.lifespan_context.client, sid)
+        async with caller_of(ctx) as caller:
+            events, cursor = await replay(caller.client, caller.session(session_id))
     except (InvalidArgumentError, NotFoundError) as error:
         raise ResourceNotFoundError(describe(error, session_id=session_id)) from None
     except FlowMCPError as error:
         log.info("resource_failed", error_type=type(error).__name__)
         raise ResourceError(describe(error)) from None
-    return sid, events, cursor
+    return events, cursor
 
 
-def register_resources(mcp: MCPServer[Any]) -> None:
-    """Add the session resources and the prompt to ``mcp`` (whose lifespan state has a ``client``)."""
+def register_resources(mcp: MCPServer[Any], caller_of: CallerOf) -> None:
+    """Add the session resources and the prompt to ``mcp``; ``caller_of`` says who reads and with which client."""
 
     @mcp.resource(
         TRANSCRIPT_URI,
@@ -65,9 +67,9 @@ def register_resources(mcp: MCPServer[Any]) -> None:
         "answers. Markdown.",
         mime_type="text/markdown",
     )
-    async def transcript(session_id: str, ctx: Context[_Lifespan]) -> str:
-        sid, events, _ = await _read(ctx, session_id)
-        return transcript_markdown(sid, events)
+    async def transcript(session_id: str, ctx: Context[Any]) -> str:
+        events, _ = await _read(ctx, caller_of, session_id)
+        return transcript_markdown(session_id, events)
 
     @mcp.resource(
         EVENTS_URI,
@@ -77,10 +79,10 @@ def register_resources(mcp: MCPServer[Any]) -> None:
         "poll_events' events, with a cursor to poll for newer ones. JSON.",
         mime_type="application/json",
     )
-    async def events(session_id: str, ctx: Context[_Lifespan]) -> str:
-        sid, raw, cursor = await _read(ctx, session_id)
+    async def events(session_id: str, ctx: Context[Any]) -> str:
+        raw, cursor = await _read(ctx, caller_of, session_id)
         body = {
-            "session_id": sid,
+            "session_id": session_id,
             "events": [normalize(event).model_dump(mode="json") for event in raw],
             "cursor": cursor.encode(),
         }

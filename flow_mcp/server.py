@@ -5,25 +5,31 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import anyio
 import structlog
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, Field
 
 from flow_mcp import __version__, render
-from flow_mcp.client import SESSION_ID_PATTERN, FlowHuntClient, validate_session_id
+from flow_mcp.access import Access, Caller, HttpAccess
+from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
+from flow_mcp.drain import Drain
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError, TurnInProgressError
 from flow_mcp.events import is_answer, normalize, text_of
 from flow_mcp.failures import describe
+from flow_mcp.handles import HANDLE_PATTERN
 from flow_mcp.models import AI_MODELS, AskResult, CreateSessionResult, InvokeResult, PollResult, RawEvent
-from flow_mcp.poller import follow, now_ms
+from flow_mcp.poller import OnEvents, Until, follow, now_ms
 from flow_mcp.progress import Progress
 from flow_mcp.resources import register_resources
 from flow_mcp.sending import send_message
@@ -47,11 +53,12 @@ Use `create_session` + `invoke` + `poll_events` when you want to drive each step
 
 @dataclass
 class AppState:
-    """What the server holds for its lifetime: settings, the one FlowHunt client, the turns ask follows."""
+    """What the server holds for its lifetime: settings, the FlowHunt clients, the turns ask follows."""
 
     settings: Settings
-    client: FlowHuntClient
+    access: Access
     turns: TurnBook = field(default_factory=TurnBook)
+    drain: Drain = field(default_factory=Drain)
 
 
 ClientFactory = Callable[[Settings], FlowHuntClient]
@@ -61,7 +68,7 @@ SessionIdArg = Annotated[
     str,
     Field(
         description="A FlowHunt session id from create_session or ask.",
-        json_schema_extra={"pattern": SESSION_ID_PATTERN.pattern},
+        json_schema_extra={"pattern": HANDLE_PATTERN.pattern},
     ),
 ]
 MessageArg = Annotated[
@@ -79,16 +86,37 @@ ContextFlowArg = Annotated[
 ]
 
 
-def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHuntClient) -> MCPServer[AppState]:
-    """The flow_mcp MCP server. Nothing here touches the network: FlowHunt is first called by a tool."""
+def build_server(
+    settings: Settings,
+    *,
+    client_factory: ClientFactory = FlowHuntClient,
+    http: HttpAccess | None = None,
+    drain: Drain | None = None,
+    token_verifier: TokenVerifier | None = None,
+) -> MCPServer[AppState]:
+    """The flow_mcp MCP server. Nothing here touches the network: FlowHunt is first called by a tool.
+
+    ``http`` makes it a server for many clients (session handles, optionally each client's own FlowHunt key);
+    ``drain`` is how the HTTP runner tells running calls that the server is stopping; ``token_verifier``
+    makes every HTTP request need a bearer token it accepts.
+    """
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with client_factory(settings) as client:
-            yield AppState(settings=settings, client=client)
+        async with Access(settings, client_factory, http) as access:
+            yield AppState(settings=settings, access=access, drain=drain or Drain())
 
     mcp: MCPServer[AppState] = MCPServer(
-        "flow-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING"
+        "flow-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level="WARNING",
+        token_verifier=token_verifier,
+        # Static tokens have no authorization server to advertise: no resource metadata, only the 401.
+        auth=AuthSettings(issuer_url=AnyHttpUrl("http://localhost"), resource_server_url=None)
+        if token_verifier
+        else None,
     )
 
     def tool(annotations: ToolAnnotations) -> Callable[[_Tool], _Tool]:
@@ -111,13 +139,12 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
         Usually not needed: `ask` creates a session by itself. Use it to drive turns step by step with
         `invoke` and `poll_events`.
         """
-        state = _state(ctx)
-        with _tool_errors("create_session", _Hint()):
-            created = await state.client.create_session(context_flow_id, start_with_welcome_message)
+        async with _calling(ctx, "create_session", _Hint()) as caller:
+            created = await caller.client.create_session(context_flow_id, start_with_welcome_message)
             result = CreateSessionResult(
-                session_id=created.session_id,
+                session_id=caller.public(created.session_id),
                 created_at=created.created_at,
-                workspace_id=await state.client.workspace_id(),
+                workspace_id=await caller.client.workspace_id(),
             )
             return _result(result, render.create_session_text(result))
 
@@ -131,13 +158,13 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
         until its status is no longer "running". Prefer `ask`, which does all of this in one call.
         """
         state = _state(ctx)
-        with _tool_errors("invoke", _Hint(session_id=session_id, invoking=True)):
-            sid, text, model = validate_session_id(session_id), check_message(message), check_ai_model(ai_model)
+        async with _calling(ctx, "invoke", _Hint(session_id=session_id, invoking=True)) as caller:
+            sid, text, model = caller.session(session_id), check_message(message), check_ai_model(ai_model)
             sent = await send_message(
-                state.client, sid, text, model, settle_ms=state.settings.settle_ms, new_session=False
+                caller.client, sid, text, model, settle_ms=state.settings.settle_ms, new_session=False
             )
             result = InvokeResult(
-                session_id=sid,
+                session_id=caller.public(sid),
                 message_id=sent.message_id,
                 created_at=sent.created_at,
                 cursor=sent.cursor.encode(),
@@ -164,8 +191,8 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
         arrives, the turn ends, or the wait is over, so you can follow a turn without calling in a tight loop.
         """
         state = _state(ctx)
-        with _tool_errors("poll_events", _Hint(session_id=session_id)):
-            sid = validate_session_id(session_id)
+        async with _calling(ctx, "poll_events", _Hint(session_id=session_id)) as caller:
+            sid = caller.session(session_id)
             wait = check_seconds("wait_seconds", wait_seconds, low=0, high=MAX_POLL_WAIT_SECONDS)
             start = decode_cursor(cursor)
             collected: list[RawEvent] = []
@@ -173,11 +200,11 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             async def keep(events: Sequence[RawEvent], _: Cursor) -> None:
                 collected.extend(events)
 
-            end = await follow(
-                state.client,
+            end = await _follow(
+                state,
+                caller,
                 sid,
                 start,
-                settings=state.settings,
                 deadline=time.monotonic() + wait,
                 until="new_events",
                 on_events=keep,
@@ -186,7 +213,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             progress = end.progress
             answers = [text_of(event.meta, "message") for event in collected if is_answer(event)]
             result = PollResult(
-                session_id=sid,
+                session_id=caller.public(sid),
                 events=[normalize(event) for event in collected],
                 cursor=end.encode(),
                 status=status_of(progress, now_ms(), state.settings.settle_ms),
@@ -205,7 +232,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             str | None,
             Field(
                 description="Continue this session (from a previous ask); omit to start a new conversation.",
-                json_schema_extra={"pattern": SESSION_ID_PATTERN.pattern},
+                json_schema_extra={"pattern": HANDLE_PATTERN.pattern},
             ),
         ] = None,
         context_flow_id: ContextFlowArg = None,
@@ -225,7 +252,7 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
         state = _state(ctx)
         started = time.monotonic()
         hint = _Hint(session_id=session_id)
-        with _tool_errors("ask", hint):
+        async with _calling(ctx, "ask", hint) as caller:
             text, model = check_message(message), check_ai_model(ai_model)
             budget = (
                 state.settings.ask_timeout
@@ -235,19 +262,27 @@ def build_server(settings: Settings, *, client_factory: ClientFactory = FlowHunt
             if session_id is not None and context_flow_id is not None:
                 raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
             if session_id is not None:
-                sid = validate_session_id(session_id)
-                await _refuse_if_a_turn_runs(state, sid)
+                sid = caller.session(session_id)
+                await _refuse_if_a_turn_runs(state, caller, sid)
             else:
-                sid = (await state.client.create_session(context_flow_id)).session_id
-            hint.session_id = sid
+                sid = (await caller.client.create_session(context_flow_id)).session_id
+            hint.session_id = caller.public(sid)
             with state.turns.following(sid):
                 result = await _ask_turn(
-                    ctx, state, sid, text, model, deadline=started + budget, hint=hint, new_session=session_id is None
+                    ctx,
+                    state,
+                    caller,
+                    sid,
+                    text,
+                    model,
+                    deadline=started + budget,
+                    hint=hint,
+                    new_session=session_id is None,
                 )
             state.turns.finished(sid, None if result.status != "running" else result.cursor)
             return _result(result, render.ask_text(result))
 
-    register_resources(mcp)
+    register_resources(mcp, _caller_of)
     return mcp
 
 
@@ -266,6 +301,7 @@ class _Hint:
 async def _ask_turn(
     ctx: Context[AppState],
     state: AppState,
+    caller: Caller,
     sid: str,
     message: str,
     model: str | None,
@@ -286,7 +322,7 @@ async def _ask_turn(
 
     hint.invoking = True
     sent = await send_message(
-        state.client, sid, message, model, settle_ms=state.settings.settle_ms, new_session=new_session
+        caller.client, sid, message, model, settle_ms=state.settings.settle_ms, new_session=new_session
     )
     cursor = sent.cursor
     hint.invoking = False
@@ -296,19 +332,11 @@ async def _ask_turn(
     hint.cursor, progress.cursor = cursor.encode(), cursor
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(progress.heartbeats, state.settings.heartbeat_seconds)
-        cursor = await follow(
-            state.client,
-            sid,
-            cursor,
-            settings=state.settings,
-            deadline=deadline,
-            until="turn_end",
-            on_events=on_events,
-        )
+        cursor = await _follow(state, caller, sid, cursor, deadline=deadline, until="turn_end", on_events=on_events)
         tasks.cancel_scope.cancel()
     turn = cursor.progress
     return AskResult(
-        session_id=sid,
+        session_id=caller.public(sid),
         message_id=sent.message_id,
         status=status_of(turn, now_ms(), state.settings.settle_ms),
         answer=digest.messages[-1] if digest.messages else None,
@@ -323,7 +351,7 @@ async def _ask_turn(
     )
 
 
-async def _refuse_if_a_turn_runs(state: AppState, sid: str) -> None:
+async def _refuse_if_a_turn_runs(state: AppState, caller: Caller, sid: str) -> None:
     """One turn at a time per session: a new message while the last one is still worked on would interleave."""
     if state.turns.is_followed(sid):
         raise TurnInProgressError(
@@ -334,14 +362,14 @@ async def _refuse_if_a_turn_runs(state: AppState, sid: str) -> None:
         return
     # The last ask returned "running": one poll tells whether that turn has ended since.
     end = await follow(
-        state.client, sid, decode_cursor(cursor), settings=state.settings, deadline=0, until="new_events"
+        caller.client, sid, decode_cursor(cursor), settings=state.settings, deadline=0, until="new_events"
     )
     # An answer with no tool call open counts as the end here: the settle window only guards against more to come.
     still_running = status_of(end.progress, now_ms(), state.settings.settle_ms) == "running"
     if still_running and settles_at(end.progress, state.settings.settle_ms) is None:
         raise TurnInProgressError(
             f"The previous turn in session {sid} is still running. Follow it to its end with "
-            f"{render.continue_hint(sid, cursor)}, then ask again."
+            f"{render.continue_hint(caller.public(sid), cursor)}, then ask again."
         )
     state.turns.finished(sid, None)
 
@@ -351,6 +379,59 @@ async def _refuse_if_a_turn_runs(state: AppState, sid: str) -> None:
 
 def _state(ctx: Context[AppState]) -> AppState:
     return ctx.request_context.lifespan_context
+
+
+def _caller_of(ctx: Context[AppState]) -> AbstractAsyncContextManager[Caller]:
+    """Who calls: over HTTP, the client the bearer token names, with the FlowHunt key it sent if it brings one."""
+    access = _state(ctx).access
+    token = get_access_token()
+    key_header = access.key_header
+    api_key = (ctx.headers or {}).get(key_header) if key_header else None
+    return access.caller(token.client_id if token else None, api_key)
+
+
+@asynccontextmanager
+async def _calling(ctx: Context[AppState], tool: str, hint: _Hint) -> AsyncIterator[Caller]:
+    """A tool call's frame: its caller, and every failure turned into a tool error that says what to do."""
+    with _tool_errors(tool, hint):
+        async with _caller_of(ctx) as caller:
+            with structlog.contextvars.bound_contextvars(client=caller.name):
+                yield caller
+
+
+async def _follow(
+    state: AppState,
+    caller: Caller,
+    sid: str,
+    cursor: Cursor,
+    *,
+    deadline: float,
+    until: Until,
+    on_events: OnEvents,
+    max_events: int | None = None,
+) -> Cursor:
+    """follow(), cut short when a stopping server's grace period ends: then the cursor so far comes back."""
+    reached = cursor
+
+    async def take(events: Sequence[RawEvent], at: Cursor) -> None:
+        nonlocal reached
+        # A batch is handed on whole, with the cursor after it, or not at all: nothing lost, nothing doubled.
+        with anyio.CancelScope(shield=True):
+            await on_events(events, at)
+            reached = at
+
+    with state.drain.guard():
+        return await follow(
+            caller.client,
+            sid,
+            cursor,
+            settings=state.settings,
+            deadline=deadline,
+            until=until,
+            on_events=take,
+            max_events=max_events,
+        )
+    return reached
 
 
 def _result(result: BaseModel, text: str) -> CallToolResult:

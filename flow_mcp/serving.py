@@ -1,0 +1,239 @@
+"""``flow-mcp serve --transport http``: the MCP server over streamable HTTP, for many clients at once.
+
+The SDK's own transport (``MCPServer.streamable_http_app``) behind uvicorn, plus what a shared server needs:
+bearer tokens (``tokens.py``), Host/Origin checks against DNS rebinding, ``GET /healthz`` for load balancers,
+and a graceful stop: after SIGTERM, running calls get ``FLOW_MCP_SHUTDOWN_GRACE`` seconds (``drain.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from types import FrameType
+
+import anyio
+import structlog
+import uvicorn
+from mcp.server.auth.provider import AccessToken
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flow_mcp import __version__
+from flow_mcp.access import HttpAccess
+from flow_mcp.config import Settings
+from flow_mcp.drain import Drain
+from flow_mcp.server import ClientFactory, build_server
+from flow_mcp.tokens import TokenTable
+
+log = structlog.get_logger("flow_mcp.serving")
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_AFTER_GRACE_SECONDS = 10.0  # for calls cut at the end of the grace period to send what they have
+HEALTH_PATH = "/healthz"
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How the HTTP server listens and whom it lets in (the ``serve --transport http`` flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    path: str = "/mcp"
+    stateless: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    key_from_client: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server to this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_security(options: HttpOptions) -> TransportSecuritySettings:
+    """Which Host and Origin headers the MCP endpoint accepts; anything else gets 421 (Host) or 403 (Origin)."""
+    if "*" in options.allowed_hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = list(_LOOPBACK_HOSTS)
+    if options.host not in ("0.0.0.0", "::") and not is_loopback(options.host):  # noqa: S104 -- a comparison
+        names.append(f"[{options.host}]" if ":" in options.host else options.host)
+    names += options.allowed_hosts
+    hosts: list[str] = []
+    origins: list[str] = list(options.allowed_origins)
+    for name in names:
+        has_port = name.rsplit("]", 1)[-1].count(":") == 1
+        # A proxy on a default port sends the name alone; a client on another port sends name:port.
+        hosts += [name] if has_port else [name, f"{name}:*"]
+        origins += [f"{scheme}://{name}" for scheme in ("http", "https")]
+        origins += [] if has_port else [f"{scheme}://{name}:*" for scheme in ("http", "https")]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+class _StaticTokens:
+    """The SDK's TokenVerifier over a TokenTable: the token's name becomes the client id."""
+
+    def __init__(self, table: TokenTable) -> None:
+        self._table = table
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        name = self._table.identify(token)
+        # The AccessToken carries the name, not the token: nothing downstream needs the secret itself.
+        return AccessToken(token=f"client:{name}", client_id=name, scopes=[]) if name else None
+
+
+def build_http_app(
+    settings: Settings,
+    options: HttpOptions,
+    tokens: TokenTable,
+    *,
+    drain: Drain,
+    client_factory: ClientFactory | None = None,
+) -> ASGIApp:
+    """The ASGI app: the MCP endpoint at ``options.path``, ``GET /healthz``, and the graceful stop."""
+    extra = {} if client_factory is None else {"client_factory": client_factory}
+    mcp = build_server(
+        settings,
+        http=HttpAccess(key_from_client=options.key_from_client),
+        drain=drain,
+        token_verifier=_StaticTokens(tokens) if tokens else None,
+        **extra,
+    )
+
+    async def healthz(_: Request) -> JSONResponse:
+        # No auth and no FlowHunt call: a load balancer asks whether this process serves, nothing more.
+        stopping = drain.began.is_set()
+        body = {"status": "stopping" if stopping else "ok", "version": __version__}
+        return JSONResponse(body, status_code=503 if stopping else 200)
+
+    mcp.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)
+
+    app = mcp.streamable_http_app(
+        streamable_http_path=options.path,
+        json_response=False,  # SSE responses, so progress notifications reach the client during ask
+        stateless_http=options.stateless,
+        transport_security=transport_security(options),
+        host=options.host,
+    )
+    return _Stopping(app, drain)
+
+
+class _Stopping:
+    """ASGI wrapper that runs the graceful stop.
+
+    It counts calls in flight (POSTs) and holds the long-lived GET streams. After SIGTERM it waits until no call
+    is in flight, or the grace period ends (then running ``ask``s return "running" with a cursor), and then ends
+    the GET streams, which would otherwise keep uvicorn waiting.
+    """
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self._app = app
+        self._drain = drain
+        self._calls = 0
+        self._idle: anyio.Event | None = None
+        self._streams: set[anyio.CancelScope] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._stop_when_told)
+                await self._app(scope, receive, send)
+                tasks.cancel_scope.cancel()
+        elif scope["type"] == "http" and scope["method"] == "GET" and scope["path"] != HEALTH_PATH:
+            await self._stream(scope, receive, send)
+        elif scope["type"] == "http":
+            self._calls += 1
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                self._calls -= 1
+                if not self._calls and self._idle is not None:
+                    self._idle.set()
+        else:
+            await self._app(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ended = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal ended
+            ended = ended or (message["type"] == "http.response.body" and not message.get("more_body", False))
+            await send(message)
+
+        with anyio.CancelScope() as stream:
+            self._streams.add(stream)
+            try:
+                await self._app(scope, receive, tracked)
+            finally:
+                self._streams.discard(stream)
+        if stream.cancelled_caught and not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _until_idle(self) -> None:
+        while self._calls:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+    async def _stop_when_told(self) -> None:
+        await self._drain.began.wait()
+        log.info("server_stopping", calls_in_flight=self._calls, grace_seconds=self._drain.grace_seconds)
+        with anyio.move_on_after(self._drain.grace_seconds):
+            await self._until_idle()
+        if self._calls:
+            log.warning("grace_period_over", calls_in_flight=self._calls)
+        self._drain.expire()
+        with anyio.move_on_after(_AFTER_GRACE_SECONDS):
+            await self._until_idle()
+        for stream in list(self._streams):
+            stream.cancel()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the drain when a signal asks it to stop, and logging where it listens."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                log.info("server_listening", url=f"http://{_url_host(host)}:{port}")
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._drain.begin)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def serve_http(settings: Settings, options: HttpOptions, tokens: TokenTable) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    drain = Drain(settings.shutdown_grace)
+    app = build_http_app(settings, options, tokens, drain=drain)
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_config=None,  # logging is ours: JSON on stderr (uvicorn's default config logs to stdout)
+        access_log=False,
+        lifespan="on",
+        # A backstop only: the drain ends calls at the grace period and streams right after.
+        timeout_graceful_shutdown=int(settings.shutdown_grace + 2 * _AFTER_GRACE_SECONDS),
+    )
+    _Server(config, drain).run()
