@@ -72,13 +72,21 @@ def _detail(status: int, detail: object, headers: dict[str, str] | None = None) 
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def _authorized(request: Request, config: SandboxConfig) -> bool:
-    expected = config.api_key.encode()
+def _workspace_of(request: Request, config: SandboxConfig) -> str | None:
+    """The workspace of the API key the request carries, or None for no key or an unknown one."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     candidates = [request.headers.get("api-key", "")]
     if scheme.lower() == "bearer":
         candidates.append(token.strip())
-    return any(hmac.compare_digest(candidate.encode(), expected) for candidate in candidates if candidate)
+    found = None
+    for key, workspace in config.workspaces_by_key().items():
+        if any(hmac.compare_digest(candidate.encode(), key.encode()) for candidate in candidates if candidate):
+            found = workspace
+    return found
+
+
+def _authorized(request: Request, config: SandboxConfig) -> bool:
+    return _workspace_of(request, config) is not None
 
 
 def _unauthorized() -> JSONResponse:
@@ -91,21 +99,23 @@ def _unauthorized() -> JSONResponse:
 
 async def auth_me(state: SandboxState, request: Request) -> Response:
     """GET /v2/auth/me: who the key belongs to, including its workspace."""
-    if not _authorized(request, state.config):
+    workspace = _workspace_of(request, state.config)
+    if workspace is None:
         return _unauthorized()
     return JSONResponse(
         {
             "id": SANDBOX_USER_ID,
             "email": "sandbox@example.com",
             "username": "sandbox",
-            "api_key_workspace_id": state.config.workspace_id,
+            "api_key_workspace_id": workspace,
         }
     )
 
 
 async def create_session(state: SandboxState, request: Request) -> Response:
     """POST /v3/flow-assistants/create?workspace_id=W."""
-    if not _authorized(request, state.config):
+    key_workspace = _workspace_of(request, state.config)
+    if key_workspace is None:
         return _unauthorized()
     errors: list[JSONDict] = []
     workspace_id = request.query_params.get("workspace_id")
@@ -130,9 +140,11 @@ async def create_session(state: SandboxState, request: Request) -> Response:
                 errors.append(error)
     if errors:
         return _detail(422, errors)
-    if workspace_id != state.config.workspace_id:
+    if workspace_id != key_workspace:
         return _detail(403, "API key does not belong to this workspace")
-    session = state.create_session(context_flow_id if isinstance(context_flow_id, str) else None, welcome)
+    session = state.create_session(
+        context_flow_id if isinstance(context_flow_id, str) else None, welcome, workspace_id=key_workspace
+    )
     return JSONResponse(
         {"session_id": session.session_id, "created_at": session.created_at.isoformat()}, status_code=201
     )

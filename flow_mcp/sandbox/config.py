@@ -20,6 +20,8 @@ class SandboxConfig:
 
     api_key: str = "fh-sandbox-key"
     workspace_id: str = "ws-sandbox"
+    # More API keys, each of its own workspace: "key=workspace" pairs separated by commas.
+    team_keys: str = ""
     # Real FlowHunt declares no auth on invoke/poll (the session id is the capability); mirror that by default.
     require_auth_on_session_calls: bool = False
     # Multiplies every scripted delay; 0 collapses a turn into (almost) one millisecond.
@@ -60,10 +62,16 @@ class SandboxConfig:
         for name, value in checked.items():
             setattr(self, name, value)
 
+    def workspaces_by_key(self) -> dict[str, str]:
+        """Every API key the sandbox accepts, with the workspace it belongs to."""
+        pairs = (pair.partition("=") for pair in self.team_keys.split(",") if pair.strip())
+        return {self.api_key: self.workspace_id} | {key.strip(): ws.strip() for key, _, ws in pairs}
+
     def public_dict(self) -> dict[str, object]:
         """The knobs as JSON-ready data, with the API key withheld."""
         data = dataclasses.asdict(self)
         data["api_key"] = "***"
+        data["team_keys"] = "***" if self.team_keys else ""
         return data
 
 

@@ -167,12 +167,12 @@ class SandboxState:
 
     # --- the API ---------------------------------------------------------------------------------
 
-    def create_session(self, context_flow_id: str | None, welcome: bool) -> Session:
+    def create_session(self, context_flow_id: str | None, welcome: bool, workspace_id: str | None = None) -> Session:
         """Open a session, optionally scheduling the welcome message."""
         with self._lock:
             session = Session(
                 session_id=str(uuid.uuid4()),
-                workspace_id=self.config.workspace_id,
+                workspace_id=workspace_id or self.config.workspace_id,
                 created_at=datetime.now(UTC),
                 context_flow_id=context_flow_id,
             )
