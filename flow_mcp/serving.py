@@ -18,6 +18,7 @@ import structlog
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
+from sse_starlette.sse import AppStatus
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -194,6 +195,7 @@ class _Stopping:
             await self._until_idle()
         for stream in list(self._streams):
             stream.cancel()
+        AppStatus.should_exit = True  # ends any SSE response still open, now that no call needs one
 
 
 class _Server(uvicorn.Server):
@@ -224,6 +226,9 @@ def _url_host(host: str) -> str:
 
 def serve_http(settings: Settings, options: HttpOptions, tokens: TokenTable) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    # sse-starlette would end every SSE response at the signal, cutting running asks off from their answers;
+    # the drain ends them itself once the calls are done.
+    AppStatus.disable_automatic_graceful_drain()
     drain = Drain(settings.shutdown_grace)
     app = build_http_app(settings, options, tokens, drain=drain)
     config = uvicorn.Config(

@@ -148,3 +148,172 @@ async def test_a_client_cannot_use_a_session_another_client_created(
         still_hers = await alice.call_tool("poll_events", {"session_id": handle, "cursor": "0"})
         assert not still_hers.is_error and still_hers.structured_content is not None
         assert still_hers.structured_content["events"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_stateless_replicas_serve_one_client_interchangeably(
+    sandbox: SandboxServer, tokens_file: Path, mode: str
+) -> None:
+    env = server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(tokens_file))
+    with HttpServer(env, "--stateless") as a, HttpServer(env, "--stateless") as b:
+        replicas = Replicas(a.url, b.url)
+        async with http_client(a.url, token=ALICE, mode=mode, transport=replicas) as client:
+            replicas.target = 0
+            created = await client.call_tool("create_session", {})
+            assert created.structured_content is not None
+            handle = created.structured_content["session_id"]
+            replicas.target = 1
+            asked = await client.call_tool("ask", {"session_id": handle, "message": "Build an FAQ bot"})
+            assert not asked.is_error, text_of(asked)
+            assert asked.structured_content is not None and asked.structured_content["status"] == "completed"
+            replicas.target = 0
+            after = await client.call_tool(
+                "poll_events", {"session_id": handle, "cursor": asked.structured_content["cursor"]}
+            )
+            replay = await client.call_tool("poll_events", {"session_id": handle, "cursor": "0"})
+        assert {0, 1} <= set(replicas.served)
+        assert after.structured_content is not None and after.structured_content["events"] == []  # nothing doubled
+        assert replay.structured_content is not None
+        ids = [event["event_id"] for event in replay.structured_content["events"]]
+        assert len(ids) == len(set(ids))
+        # The turn B followed is, event for event, the session A replays.
+        assert len(ids) == asked.structured_content["events_count"]
+        assert asked.structured_content["answer"] in [e["text"] for e in replay.structured_content["events"]]
+
+
+async def test_a_restarted_server_honours_the_session_handles_it_gave_out(
+    sandbox: SandboxServer, tokens_file: Path
+) -> None:
+    env = server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(tokens_file))
+    with HttpServer(env) as before:
+        async with http_client(before.url, token=ALICE) as alice:
+            asked = await alice.call_tool("ask", {"message": "Build an FAQ bot"})
+    assert asked.structured_content is not None
+    handle = asked.structured_content["session_id"]
+    with HttpServer(env) as after:
+        async with http_client(after.url, token=ALICE) as alice:
+            replay = await alice.call_tool("poll_events", {"session_id": handle, "cursor": "0"})
+        async with http_client(after.url, token=BOB) as bob:
+            refused = await bob.call_tool("poll_events", {"session_id": handle, "cursor": "0"})
+    assert not replay.is_error and replay.structured_content is not None
+    assert asked.structured_content["answer"] in [e["text"] for e in replay.structured_content["events"]]
+    assert refused.is_error
+
+
+TEAM_KEY = "fh-team-key-alpha-5c1e9b7d3a"
+
+
+async def test_each_client_brings_its_own_flowhunt_key_and_no_key_is_logged(sandbox: SandboxServer) -> None:
+    main_key = sandbox.config.api_key
+    sandbox.config.update({"team_keys": f"{TEAM_KEY}=ws-alpha"})
+    env = server_env(sandbox, FLOWHUNT_API_KEY="", FLOW_MCP_LOG_LEVEL="debug")
+    with HttpServer(env, "--flowhunt-key-from-client") as server:
+        async with http_client(server.url, key=TEAM_KEY) as alpha, http_client(server.url, key=main_key) as main:
+            created = await alpha.call_tool("create_session", {})
+            assert created.structured_content is not None
+            # Workspace discovery is per key: each key finds its own.
+            assert created.structured_content["workspace_id"] == "ws-alpha"
+            asked = await alpha.call_tool(
+                "ask", {"message": "hello", "session_id": created.structured_content["session_id"]}
+            )
+            assert not asked.is_error and asked.structured_content is not None
+            assert asked.structured_content["status"] == "completed"
+            other = await main.call_tool("create_session", {})
+            assert other.structured_content is not None and other.structured_content["workspace_id"] == "ws-sandbox"
+            # Same server, same (absent) bearer token, another FlowHunt key: not the same client.
+            foreign = await main.call_tool(
+                "poll_events", {"session_id": asked.structured_content["session_id"], "cursor": "0"}
+            )
+            assert foreign.is_error and "Unknown session" in text_of(foreign)
+        async with http_client(server.url) as keyless, http_client(server.url, key="fh-wrong-key-0000000000") as wrong:
+            missing = await keyless.call_tool("ask", {"message": "hello"})
+            assert missing.is_error and "X-FlowHunt-Api-Key" in text_of(missing)
+            rejected = await wrong.call_tool("ask", {"message": "hello"})
+            assert rejected.is_error and "401" in text_of(rejected)
+        code, stdout = server.stop()
+    assert stdout == ""
+    assert any(line.get("event") == "flowhunt_request" for line in server.logs())  # debug lines were written
+    for key in (TEAM_KEY, main_key, "fh-wrong-key-0000000000"):
+        assert key not in server.stderr
+
+
+def test_serving_beyond_loopback_without_tokens_is_refused_unless_no_auth_is_explicit(sandbox: SandboxServer) -> None:
+    env = server_env(sandbox)
+    refused = subprocess.run(
+        [sys.executable, "-m", "flow_mcp", "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "FLOW_MCP_TOKENS_FILE" in refused.stderr and "--no-auth" in refused.stderr
+    with HttpServer(env, "--host", "0.0.0.0", "--no-auth") as server:
+        assert any(line.get("event") == "authentication_off" for line in server.logs())
+
+
+async def ask_and_stop(server: HttpServer, message: str, mode: str = "auto") -> tuple[dict[str, Any], list[str | None]]:
+    """Run ``ask``, and send the server SIGTERM as soon as the assistant is at work."""
+    seen: list[str | None] = []
+    working = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message)
+        if message and "run_flow" in message:
+            working.set()
+
+    async def stop_when_working() -> None:
+        await working.wait()
+        server.send()
+
+    async with http_client(server.url, mode=mode) as client, anyio.create_task_group() as tasks:
+        # The SDK client lists the tools to check a result against its schema: do it while the server is up.
+        await client.list_tools()
+        tasks.start_soon(stop_when_working)
+        with anyio.fail_after(60):
+            result = await client.call_tool("ask", {"message": message}, progress_callback=on_progress)
+        tasks.cancel_scope.cancel()
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    return result.structured_content, seen
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sigterm_during_ask_lets_the_turn_finish_and_the_answer_arrive(sandbox: SandboxServer, mode: str) -> None:
+    sandbox.config.update({"pacing": 0.5})  # a 2 s tool call: the signal lands mid-turn
+    with HttpServer(server_env(sandbox)) as server:
+        asked, seen = await ask_and_stop(server, "run the slow tool", mode)
+        code, stdout = server.stop()
+    assert asked["status"] == "completed" and asked["answer"]
+    assert "Answer ready" in seen
+    assert any(line.get("event") == "server_stopping" for line in server.logs())
+    assert stdout == ""
+
+
+async def test_a_turn_outlasting_the_grace_period_returns_running_and_continues_elsewhere(
+    sandbox: SandboxServer,
+) -> None:
+    sandbox.config.update({"pacing": 1.0})  # a 4 s tool call against a 0.5 s grace period
+    env = server_env(sandbox, FLOW_MCP_SHUTDOWN_GRACE="0.5")
+    with HttpServer(env) as stopping:
+        asked, _ = await ask_and_stop(stopping, "run the slow tool")
+        stopping.stop()
+    assert asked["status"] == "running" and asked["cursor"]
+    assert any(line.get("event") == "grace_period_over" for line in stopping.logs())
+    with HttpServer(env) as other:
+        async with http_client(other.url) as client:
+            status, cursor, later = "running", asked["cursor"], []
+            with anyio.fail_after(60):
+                while status == "running":
+                    polled = await client.call_tool(
+                        "poll_events", {"session_id": asked["session_id"], "cursor": cursor, "wait_seconds": 10}
+                    )
+                    assert polled.structured_content is not None, text_of(polled)
+                    status, cursor = polled.structured_content["status"], polled.structured_content["cursor"]
+                    later += polled.structured_content["events"]
+            replay = await client.call_tool("poll_events", {"session_id": asked["session_id"], "cursor": "0"})
+    assert status == "completed"
+    assert replay.structured_content is not None
+    # What the cut ask saw plus what the other server delivered afterwards is the whole session, once.
+    assert asked["events_count"] + len(later) == len(replay.structured_content["events"])
+    assert {e["event_id"] for e in later} <= {e["event_id"] for e in replay.structured_content["events"]}
