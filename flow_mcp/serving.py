@@ -228,7 +228,7 @@ def serve_http(settings: Settings, options: HttpOptions, tokens: TokenTable) -> 
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
     # sse-starlette would end every SSE response at the signal, cutting running asks off from their answers;
     # the drain ends them itself once the calls are done.
-    AppStatus.disable_automatic_graceful_drain()
+    AppStatus.enable_automatic_graceful_drain = False
     drain = Drain(settings.shutdown_grace)
     app = build_http_app(settings, options, tokens, drain=drain)
     config = uvicorn.Config(

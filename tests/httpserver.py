@@ -105,11 +105,13 @@ async def http_client(
     transport: httpx2.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Client]:
     """An MCP client over streamable HTTP (the SDK's own), sending a bearer token and a FlowHunt key if given."""
-    async with httpx2.AsyncClient(
-        headers=auth_headers(token, key), timeout=httpx2.Timeout(30, read=300), transport=transport
-    ) as http:
-        async with Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(
+            headers=auth_headers(token, key), timeout=httpx2.Timeout(30, read=300), transport=transport
+        ) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
+    ):
+        yield client
 
 
 class Replicas(httpx2.AsyncBaseTransport):

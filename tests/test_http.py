@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import subprocess
 import sys
@@ -31,6 +30,7 @@ INITIALIZE = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
+EVERYWHERE = "0.0.0.0"  # noqa: S104 -- the refusal to serve every interface without tokens is under test
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -50,7 +50,7 @@ def tokens_file(tmp_path: Path) -> Path:
 def team_server(sandbox: SandboxServer, tokens_file: Path) -> Iterator[HttpServer]:
     server = HttpServer(server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(tokens_file))).start()
     yield server
-    code, stdout = server.stop()
+    _, stdout = server.stop()
     assert stdout == ""  # stdout is never the server's to write, on any transport
 
 
@@ -230,7 +230,7 @@ async def test_each_client_brings_its_own_flowhunt_key_and_no_key_is_logged(sand
             assert missing.is_error and "X-FlowHunt-Api-Key" in text_of(missing)
             rejected = await wrong.call_tool("ask", {"message": "hello"})
             assert rejected.is_error and "401" in text_of(rejected)
-        code, stdout = server.stop()
+        _, stdout = server.stop()
     assert stdout == ""
     assert any(line.get("event") == "flowhunt_request" for line in server.logs())  # debug lines were written
     for key in (TEAM_KEY, main_key, "fh-wrong-key-0000000000"):
@@ -240,7 +240,7 @@ async def test_each_client_brings_its_own_flowhunt_key_and_no_key_is_logged(sand
 def test_serving_beyond_loopback_without_tokens_is_refused_unless_no_auth_is_explicit(sandbox: SandboxServer) -> None:
     env = server_env(sandbox)
     refused = subprocess.run(
-        [sys.executable, "-m", "flow_mcp", "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "flow_mcp", "serve", "--transport", "http", "--host", EVERYWHERE, "--port", "0"],
         env=env,
         capture_output=True,
         text=True,
@@ -248,7 +248,7 @@ def test_serving_beyond_loopback_without_tokens_is_refused_unless_no_auth_is_exp
     )
     assert refused.returncode == 2
     assert "FLOW_MCP_TOKENS_FILE" in refused.stderr and "--no-auth" in refused.stderr
-    with HttpServer(env, "--host", "0.0.0.0", "--no-auth") as server:
+    with HttpServer(env, "--host", EVERYWHERE, "--no-auth") as server:
         assert any(line.get("event") == "authentication_off" for line in server.logs())
 
 
@@ -283,7 +283,7 @@ async def test_sigterm_during_ask_lets_the_turn_finish_and_the_answer_arrive(san
     sandbox.config.update({"pacing": 0.5})  # a 2 s tool call: the signal lands mid-turn
     with HttpServer(server_env(sandbox)) as server:
         asked, seen = await ask_and_stop(server, "run the slow tool", mode)
-        code, stdout = server.stop()
+        _, stdout = server.stop()
     assert asked["status"] == "completed" and asked["answer"]
     assert "Answer ready" in seen
     assert any(line.get("event") == "server_stopping" for line in server.logs())
