@@ -191,6 +191,9 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+HTTP_ONLY: frozenset[str] = frozenset({"token", "tokens_file", "secret", "shutdown_grace"})
+"""Settings only ``serve --transport http`` reads (server.json, which describes the stdio package, leaves them out)."""
+
 ENV_VARS: dict[str, str] = {
     name: str(field.validation_alias)  # every field above names its variable
     for name, field in Settings.model_fields.items()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from flow_mcp import __version__
-from flow_mcp.config import ENV_VARS, Settings
+from flow_mcp.config import ENV_VARS, HTTP_ONLY, Settings
 
 from .conftest import ROOT
 
@@ -26,6 +26,8 @@ def environment_variables() -> list[dict[str, Any]]:
     """server.json's environmentVariables, generated from Settings (the single source of truth)."""
     entries = []
     for field, name in ENV_VARS.items():
+        if field in HTTP_ONLY:
+            continue
         info = Settings.model_fields[field]
         entry: dict[str, Any] = {
             "name": name,
@@ -47,7 +49,7 @@ def test_server_json_lists_exactly_the_settings_with_only_the_key_secret() -> No
     server = json.loads(SERVER_JSON.read_text("utf-8"))
     (package,) = server["packages"]
     variables = package["environmentVariables"]
-    assert [v["name"] for v in variables] == list(ENV_VARS.values())
+    assert [v["name"] for v in variables] == [name for field, name in ENV_VARS.items() if field not in HTTP_ONLY]
     assert [v["name"] for v in variables if v["isSecret"]] == ["FLOWHUNT_API_KEY"]
     assert variables == environment_variables()
 

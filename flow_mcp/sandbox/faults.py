@@ -69,11 +69,11 @@ class FaultMiddleware:
     async def _refuse(self, fault: str, entry: JSONDict, send: Send) -> None:
         if fault == "429":
             body: JSONDict = {"detail": "Too Many Requests"}
+            self.state.set_status(entry, 429)  # noted before sending: a client may read the log right after
             await _send_json(send, 429, body, [(b"retry-after", self._retry_after().encode())])
-            self.state.set_status(entry, 429)
         else:
-            await _send_json(send, 503, {"detail": "Service Unavailable"}, [])
             self.state.set_status(entry, 503)
+            await _send_json(send, 503, {"detail": "Service Unavailable"}, [])
 
     def _retry_after(self) -> str:
         seconds = self.state.config.retry_after_s
@@ -98,24 +98,24 @@ class FaultMiddleware:
         body = b"".join(chunks)
         if fault in ("truncated", "wrong_shape") and not 200 <= status < 300:
             # Mangling an error would turn it into a success; pass the error through and inject nothing.
+            self.state.set_status(entry, status)
             await send(start)
             await send({"type": "http.response.body", "body": body})
-            self.state.set_status(entry, status)
             return
         self.state.record_fault(fault, entry)
         if fault == "500":
-            await _send_raw(send, 500, b"Internal Server Error", b"text/plain; charset=utf-8")
             self.state.set_status(entry, 500)
+            await _send_raw(send, 500, b"Internal Server Error", b"text/plain; charset=utf-8")
         elif fault == "reset":
             await self._reset(start, body, send)
             self.state.set_status(entry, status)
         elif fault == "truncated":
             cut = body[: max(1, len(body) // 2)]
+            self.state.set_status(entry, status)
             await _send_raw(send, status, cut, b"application/json")
-            self.state.set_status(entry, status)
         else:
-            await _send_json(send, status, self._wrong_shape(body), [])
             self.state.set_status(entry, status)
+            await _send_json(send, status, self._wrong_shape(body), [])
 
     async def _reset(self, start: Message, body: bytes, send: Send) -> None:
         # Announce the full length, send half, and return: uvicorn then closes the connection mid-body,
