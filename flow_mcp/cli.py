@@ -1,4 +1,4 @@
-"""The ``flow-mcp`` command: serve (stdio MCP server), sandbox, demo, ask, check and config."""
+"""The ``flow-mcp`` command: serve (the MCP server, over stdio or streamable HTTP), sandbox, demo, ask, check, config."""
 
 from __future__ import annotations
 

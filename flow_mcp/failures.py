@@ -20,12 +20,23 @@ from flow_mcp.errors import (
 
 
 def describe(
-    error: FlowMCPError, *, session_id: str | None = None, cursor: str | None = None, invoking: bool = False
+    error: FlowMCPError,
+    *,
+    session_id: str | None = None,
+    cursor: str | None = None,
+    invoking: bool = False,
+    key_header: str | None = None,
 ) -> str:
     """The tool error text for ``error``, with how to resume when a turn may still be running.
 
-    ``invoking`` says the failure happened while sending a message, which FlowHunt may have taken in.
+    ``invoking`` says the failure happened while sending a message, which FlowHunt may have taken in;
+    ``key_header`` names the header that brought the caller's own FlowHunt key, when it did.
     """
+    if isinstance(error, AuthError) and key_header:
+        return (
+            f"FlowHunt rejected the API key sent in the {key_header} header ({error.status_code}): put your own "
+            "FlowHunt API key in that header, in this server's entry of your MCP host's config."
+        )
     text = _what_to_do(error, session_id)
     if not session_id or isinstance(error, InvalidArgumentError | NotFoundError | ConfigurationError):
         return text

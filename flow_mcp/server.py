@@ -6,7 +6,6 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -21,20 +20,20 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from flow_mcp import __version__, render
 from flow_mcp.access import Access, Caller, HttpAccess
+from flow_mcp.asking import Hint, ask_turn, follow_until_drained, refuse_if_a_turn_runs
 from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
 from flow_mcp.drain import Drain
-from flow_mcp.errors import FlowMCPError, InvalidArgumentError, TurnInProgressError
+from flow_mcp.errors import FlowMCPError, InvalidArgumentError
 from flow_mcp.events import is_answer, normalize, text_of
 from flow_mcp.failures import describe
 from flow_mcp.handles import HANDLE_PATTERN
 from flow_mcp.models import AI_MODELS, AskResult, CreateSessionResult, InvokeResult, PollResult, RawEvent
-from flow_mcp.poller import OnEvents, Until, follow, now_ms
-from flow_mcp.progress import Progress
+from flow_mcp.poller import now_ms
 from flow_mcp.resources import register_resources
 from flow_mcp.sending import send_message
-from flow_mcp.turnbook import TurnBook
-from flow_mcp.turns import Cursor, TurnDigest, decode_cursor, settles_at, status_of
+from flow_mcp.state import AppState
+from flow_mcp.turns import Cursor, decode_cursor, status_of
 from flow_mcp.validation import check_ai_model, check_message, check_seconds
 
 log = structlog.get_logger("flow_mcp.server")
@@ -49,16 +48,6 @@ and the flow edits it made. Pass the returned session_id to the next `ask` to co
 If `ask` returns status "running", the turn continues on FlowHunt: call `poll_events` with the returned
 session_id and cursor (wait_seconds=30) until the status is no longer "running".
 Use `create_session` + `invoke` + `poll_events` when you want to drive each step yourself."""
-
-
-@dataclass
-class AppState:
-    """What the server holds for its lifetime: settings, the FlowHunt clients, the turns ask follows."""
-
-    settings: Settings
-    access: Access
-    turns: TurnBook = field(default_factory=TurnBook)
-    drain: Drain = field(default_factory=Drain)
 
 
 ClientFactory = Callable[[Settings], FlowHuntClient]
@@ -139,7 +128,7 @@ def build_server(
         Usually not needed: `ask` creates a session by itself. Use it to drive turns step by step with
         `invoke` and `poll_events`.
         """
-        async with _calling(ctx, "create_session", _Hint()) as caller:
+        async with _calling(ctx, "create_session", Hint()) as caller:
             created = await caller.client.create_session(context_flow_id, start_with_welcome_message)
             result = CreateSessionResult(
                 session_id=caller.public(created.session_id),
@@ -158,7 +147,7 @@ def build_server(
         until its status is no longer "running". Prefer `ask`, which does all of this in one call.
         """
         state = _state(ctx)
-        async with _calling(ctx, "invoke", _Hint(session_id=session_id, invoking=True)) as caller:
+        async with _calling(ctx, "invoke", Hint(session_id=session_id, invoking=True)) as caller:
             sid, text, model = caller.session(session_id), check_message(message), check_ai_model(ai_model)
             sent = await send_message(
                 caller.client, sid, text, model, settle_ms=state.settings.settle_ms, new_session=False
@@ -191,7 +180,7 @@ def build_server(
         arrives, the turn ends, or the wait is over, so you can follow a turn without calling in a tight loop.
         """
         state = _state(ctx)
-        async with _calling(ctx, "poll_events", _Hint(session_id=session_id)) as caller:
+        async with _calling(ctx, "poll_events", Hint(session_id=session_id)) as caller:
             sid = caller.session(session_id)
             wait = check_seconds("wait_seconds", wait_seconds, low=0, high=MAX_POLL_WAIT_SECONDS)
             start = decode_cursor(cursor)
@@ -200,7 +189,7 @@ def build_server(
             async def keep(events: Sequence[RawEvent], _: Cursor) -> None:
                 collected.extend(events)
 
-            end = await _follow(
+            end = await follow_until_drained(
                 state,
                 caller,
                 sid,
@@ -251,7 +240,7 @@ def build_server(
         """
         state = _state(ctx)
         started = time.monotonic()
-        hint = _Hint(session_id=session_id)
+        hint = Hint(session_id=session_id)
         async with _calling(ctx, "ask", hint) as caller:
             text, model = check_message(message), check_ai_model(ai_model)
             budget = (
@@ -263,19 +252,19 @@ def build_server(
                 raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
             if session_id is not None:
                 sid = caller.session(session_id)
-                await _refuse_if_a_turn_runs(state, caller, sid)
+                await refuse_if_a_turn_runs(state, caller, sid)
             else:
                 sid = (await caller.client.create_session(context_flow_id)).session_id
             hint.session_id = caller.public(sid)
             with state.turns.following(sid):
-                result = await _ask_turn(
-                    ctx,
+                result = await ask_turn(
                     state,
                     caller,
                     sid,
                     text,
                     model,
                     deadline=started + budget,
+                    report=ctx.report_progress,
                     hint=hint,
                     new_session=session_id is None,
                 )
@@ -284,94 +273,6 @@ def build_server(
 
     register_resources(mcp, _caller_of)
     return mcp
-
-
-# -- the ask turn ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Hint:
-    """What a failing tool knows so far, so that its error text can say how to resume."""
-
-    session_id: str | None = None
-    cursor: str | None = None
-    invoking: bool = False  # a failure now may come after FlowHunt took the message in
-
-
-async def _ask_turn(
-    ctx: Context[AppState],
-    state: AppState,
-    caller: Caller,
-    sid: str,
-    message: str,
-    model: str | None,
-    *,
-    deadline: float,
-    hint: _Hint,
-    new_session: bool,
-) -> AskResult:
-    progress = Progress(ctx.report_progress)
-    digest = TurnDigest()
-
-    async def on_events(events: Sequence[RawEvent], cursor: Cursor) -> None:
-        hint.cursor = cursor.encode()
-        progress.cursor = cursor
-        for event in events:
-            digest.add(event)
-            await progress.event(event)
-
-    hint.invoking = True
-    sent = await send_message(
-        caller.client, sid, message, model, settle_ms=state.settings.settle_ms, new_session=new_session
-    )
-    cursor = sent.cursor
-    hint.invoking = False
-    await progress.send("Message sent; the assistant is working")
-    if sent.events:
-        await on_events(sent.events, cursor)
-    hint.cursor, progress.cursor = cursor.encode(), cursor
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(progress.heartbeats, state.settings.heartbeat_seconds)
-        cursor = await _follow(state, caller, sid, cursor, deadline=deadline, until="turn_end", on_events=on_events)
-        tasks.cancel_scope.cancel()
-    turn = cursor.progress
-    return AskResult(
-        session_id=caller.public(sid),
-        message_id=sent.message_id,
-        status=status_of(turn, now_ms(), state.settings.settle_ms),
-        answer=digest.messages[-1] if digest.messages else None,
-        messages=digest.messages,
-        tool_calls=digest.tool_calls,
-        actions=digest.actions,
-        credits=round(digest.credits, 6),
-        events_count=digest.events_count,
-        cursor=cursor.encode(),
-        waiting_for=turn.waiting_for,
-        error=turn.error,
-    )
-
-
-async def _refuse_if_a_turn_runs(state: AppState, caller: Caller, sid: str) -> None:
-    """One turn at a time per session: a new message while the last one is still worked on would interleave."""
-    if state.turns.is_followed(sid):
-        raise TurnInProgressError(
-            f"Another ask is still following a turn in session {sid}. Wait for it to return, then ask again."
-        )
-    cursor = state.turns.unfinished(sid)
-    if cursor is None:
-        return
-    # The last ask returned "running": one poll tells whether that turn has ended since.
-    end = await follow(
-        caller.client, sid, decode_cursor(cursor), settings=state.settings, deadline=0, until="new_events"
-    )
-    # An answer with no tool call open counts as the end here: the settle window only guards against more to come.
-    still_running = status_of(end.progress, now_ms(), state.settings.settle_ms) == "running"
-    if still_running and settles_at(end.progress, state.settings.settle_ms) is None:
-        raise TurnInProgressError(
-            f"The previous turn in session {sid} is still running. Follow it to its end with "
-            f"{render.continue_hint(caller.public(sid), cursor)}, then ask again."
-        )
-    state.turns.finished(sid, None)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -391,47 +292,13 @@ def _caller_of(ctx: Context[AppState]) -> AbstractAsyncContextManager[Caller]:
 
 
 @asynccontextmanager
-async def _calling(ctx: Context[AppState], tool: str, hint: _Hint) -> AsyncIterator[Caller]:
+async def _calling(ctx: Context[AppState], tool: str, hint: Hint) -> AsyncIterator[Caller]:
     """A tool call's frame: its caller, and every failure turned into a tool error that says what to do."""
+    hint.key_header = _state(ctx).access.key_header
     with _tool_errors(tool, hint):
         async with _caller_of(ctx) as caller:
             with structlog.contextvars.bound_contextvars(client=caller.name):
                 yield caller
-
-
-async def _follow(
-    state: AppState,
-    caller: Caller,
-    sid: str,
-    cursor: Cursor,
-    *,
-    deadline: float,
-    until: Until,
-    on_events: OnEvents,
-    max_events: int | None = None,
-) -> Cursor:
-    """follow(), cut short when a stopping server's grace period ends: then the cursor so far comes back."""
-    reached = cursor
-
-    async def take(events: Sequence[RawEvent], at: Cursor) -> None:
-        nonlocal reached
-        # A batch is handed on whole, with the cursor after it, or not at all: nothing lost, nothing doubled.
-        with anyio.CancelScope(shield=True):
-            await on_events(events, at)
-            reached = at
-
-    with state.drain.guard():
-        return await follow(
-            caller.client,
-            sid,
-            cursor,
-            settings=state.settings,
-            deadline=deadline,
-            until=until,
-            on_events=take,
-            max_events=max_events,
-        )
-    return reached
 
 
 def _result(result: BaseModel, text: str) -> CallToolResult:
@@ -441,7 +308,7 @@ def _result(result: BaseModel, text: str) -> CallToolResult:
 
 
 @contextmanager
-def _tool_errors(tool: str, hint: _Hint) -> Iterator[None]:
+def _tool_errors(tool: str, hint: Hint) -> Iterator[None]:
     """Turn every failure into a tool error whose text says what to do; never a traceback or a secret."""
     try:
         yield
@@ -451,7 +318,13 @@ def _tool_errors(tool: str, hint: _Hint) -> Iterator[None]:
             raise  # cancellation and interpreter exits pass through untouched
         if isinstance(error, FlowMCPError):
             log.info("tool_failed", tool=tool, error_type=type(error).__name__)
-            text = describe(error, session_id=hint.session_id, cursor=hint.cursor, invoking=hint.invoking)
+            text = describe(
+                error,
+                session_id=hint.session_id,
+                cursor=hint.cursor,
+                invoking=hint.invoking,
+                key_header=hint.key_header,
+            )
             raise ToolError(text) from None
         log.error("tool_crashed", tool=tool, error_type=type(error).__name__, exc_info=error)
         raise ToolError(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
 
 import pytest
 
-from flow_mcp.cli import SETTING_FLAGS
+from flow_mcp.cli import SETTING_FLAGS, _parser
 from flow_mcp.config import ENV_VARS
 
 from .conftest import ROOT, server_env
@@ -113,3 +114,18 @@ def test_the_ci_script_runs_the_readme_test_command() -> None:
     commands = re.findall(r"```(?:sh|bash)\n(.*?)```", readme, re.S)
     test_command = next(c.strip() for c in commands if "pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text("utf-8")
+
+
+def test_the_readme_documents_every_http_flag_of_serve() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    flags = [
+        option
+        for action in commands.choices["serve"]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option not in SETTING_FLAGS and option not in ("--help", "--sandbox")
+    ]
+    assert "--allowed-host" in flags and "--flowhunt-key-from-client" in flags
+    for flag in flags:
+        assert any(line.startswith(f"| `{flag}`") for line in readme.splitlines()), f"README lacks {flag}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,11 +15,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from flow_mcp.sandbox import SandboxServer
 
-from .conftest import server_env
+from .conftest import ROOT, server_env
 from .httpserver import HttpServer, Replicas, auth_headers, http_client
 
 pytestmark = pytest.mark.anyio
@@ -229,7 +233,7 @@ async def test_each_client_brings_its_own_flowhunt_key_and_no_key_is_logged(sand
             missing = await keyless.call_tool("ask", {"message": "hello"})
             assert missing.is_error and "X-FlowHunt-Api-Key" in text_of(missing)
             rejected = await wrong.call_tool("ask", {"message": "hello"})
-            assert rejected.is_error and "401" in text_of(rejected)
+            assert rejected.is_error and "X-FlowHunt-Api-Key" in text_of(rejected) and "401" in text_of(rejected)
         _, stdout = server.stop()
     assert stdout == ""
     assert any(line.get("event") == "flowhunt_request" for line in server.logs())  # debug lines were written
@@ -317,3 +321,53 @@ async def test_a_turn_outlasting_the_grace_period_returns_running_and_continues_
     # What the cut ask saw plus what the other server delivered afterwards is the whole session, once.
     assert asked["events_count"] + len(later) == len(replay.structured_content["events"])
     assert {e["event_id"] for e in later} <= {e["event_id"] for e in replay.structured_content["events"]}
+
+
+HTTP_EXAMPLES = ROOT / "examples" / "http"
+
+
+def example_connections() -> list[tuple[str, str, dict[str, str]]]:
+    """(where, url, headers) of every client config in examples/http, as shipped."""
+    found = []
+    for path in sorted(HTTP_EXAMPLES.glob("*.json")):
+        config = json.loads(path.read_text("utf-8"))
+        for name, entry in config.get("mcpServers", config.get("servers", {})).items():
+            found.append((f"{path.name}:{name}", entry["url"], entry["headers"]))
+    for line in (HTTP_EXAMPLES / "claude_code.sh").read_text("utf-8").splitlines():
+        if line.startswith("claude "):
+            words = shlex.split(line)
+            headers = dict(words[i + 1].split(": ", 1) for i, w in enumerate(words) if w == "--header")
+            found.append((f"claude_code.sh:{words[5]}", words[6], headers))
+    return found
+
+
+async def test_the_http_examples_connect_as_shipped(sandbox: SandboxServer, tokens_file: Path) -> None:
+    placeholders = {"${input:flow-mcp-token}": ALICE, "your-flow-mcp-token": ALICE}
+    placeholders["your-flowhunt-api-key"] = sandbox.config.api_key
+    env = server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(tokens_file))
+    connections = example_connections()
+    assert len(connections) == 5
+    with HttpServer(env) as shared, HttpServer(env, "--flowhunt-key-from-client") as own_key:
+        for where, url, headers in connections:
+            server = own_key if "X-FlowHunt-Api-Key" in headers else shared
+            assert url == "http://127.0.0.1:8000/mcp", where  # the default bind, port and path
+            for placeholder, value in placeholders.items():
+                headers = {k: v.replace(placeholder, value) for k, v in headers.items()}
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=30) as http,
+                Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as client,
+            ):
+                created = await client.call_tool("create_session", {})
+                assert not created.is_error, f"{where}: {text_of(created)}"
+
+
+def test_the_example_tokens_file_is_refused_until_real_tokens_are_in(sandbox: SandboxServer) -> None:
+    env = server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(HTTP_EXAMPLES / "tokens.example"))
+    done = subprocess.run(
+        [sys.executable, "-m", "flow_mcp", "serve", "--transport", "http", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "line 5" in done.stderr

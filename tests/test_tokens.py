@@ -86,3 +86,19 @@ def test_a_malformed_handle_is_an_invalid_argument(junk: str) -> None:
 def test_every_session_id_round_trips_through_its_handle(session_id: str, identity: str) -> None:
     handles = SessionHandles(handle_key("server-secret-0123456789"), identity)
     assert handles.open(handles.seal(session_id)) == session_id
+
+
+def test_transport_security_admits_loopback_the_bound_address_and_allowed_names() -> None:
+    from flow_mcp.serving import HttpOptions, is_loopback, transport_security
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("mcp.example.com")  # noqa: S104
+    settings = transport_security(HttpOptions(host="10.1.2.3", allowed_hosts=("mcp.example.com", "proxy:8443")))
+    assert settings.enable_dns_rebinding_protection
+    for host in ("127.0.0.1:8000", "localhost:1", "[::1]:8000", "10.1.2.3:8000", "mcp.example.com", "proxy:8443"):
+        assert host in settings.allowed_hosts or any(
+            pattern.endswith(":*") and host.startswith(pattern[:-1]) for pattern in settings.allowed_hosts
+        ), host
+    assert "proxy:9999" not in settings.allowed_hosts and "proxy:*" not in settings.allowed_hosts
+    assert "https://mcp.example.com" in settings.allowed_origins
+    assert not transport_security(HttpOptions(allowed_hosts=("*",))).enable_dns_rebinding_protection
