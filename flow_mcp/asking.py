@@ -89,7 +89,8 @@ async def refuse_if_a_turn_runs(state: AppState, caller: Caller, sid: str) -> No
     """One turn at a time per session: a new message while the last one is still worked on would interleave."""
     if state.turns.is_followed(sid):
         raise TurnInProgressError(
-            f"Another ask is still following a turn in session {sid}. Wait for it to return, then ask again."
+            f"Another ask is still following a turn in session {caller.public(sid)}. Wait for it to return, then "
+            "ask again."
         )
     cursor = state.turns.unfinished(sid)
     if cursor is None:
