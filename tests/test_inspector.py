@@ -12,7 +12,8 @@ import pytest
 
 from flow_mcp.sandbox import SandboxServer
 
-from .conftest import ROOT
+from .conftest import ROOT, server_env
+from .httpserver import HttpServer
 
 INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
 
@@ -61,3 +62,21 @@ def test_the_inspector_can_call_every_tool(sandbox: SandboxServer) -> None:
     cursor = call(sandbox, "invoke", session_id=session_id, message="hi")["structuredContent"]["cursor"]
     polled = call(sandbox, "poll_events", session_id=session_id, cursor=cursor, wait_seconds=5)
     assert not polled.get("isError") and polled["structuredContent"]["events"]
+
+
+def test_the_inspector_asks_over_streamable_http(sandbox: SandboxServer) -> None:
+    # This Inspector CLI sends no custom headers, so the server runs on loopback without tokens.
+    with HttpServer(server_env(sandbox)) as server:
+        done = subprocess.run(
+            [str(INSPECTOR), "--cli", f"{server.url}/mcp", "--transport", "http", "--method", "tools/call",
+             "--tool-name", "ask", "--tool-arg", "message=Build a FAQ flow"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    asked = json.loads(done.stdout)
+    assert not asked.get("isError") and asked["structuredContent"]["status"] == "completed"
+    assert "." in asked["structuredContent"]["session_id"]  # a handle, as every HTTP client gets
