@@ -1,4 +1,4 @@
-"""The ``flow-mcp`` command: serve (the MCP server, over stdio or streamable HTTP), sandbox, demo, ask, check, config."""
+"""The ``flow-mcp`` command: serve (MCP over stdio or streamable HTTP), sandbox, demo, ask, check and config."""
 
 from __future__ import annotations
 

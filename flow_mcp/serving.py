@@ -27,7 +27,7 @@ from flow_mcp import __version__
 from flow_mcp.access import HttpAccess
 from flow_mcp.config import Settings
 from flow_mcp.drain import Drain
-from flow_mcp.server import ClientFactory, build_server
+from flow_mcp.server import build_server
 from flow_mcp.tokens import TokenTable
 
 log = structlog.get_logger("flow_mcp.serving")
@@ -97,16 +97,13 @@ def build_http_app(
     tokens: TokenTable,
     *,
     drain: Drain,
-    client_factory: ClientFactory | None = None,
 ) -> ASGIApp:
     """The ASGI app: the MCP endpoint at ``options.path``, ``GET /healthz``, and the graceful stop."""
-    extra = {} if client_factory is None else {"client_factory": client_factory}
     mcp = build_server(
         settings,
         http=HttpAccess(key_from_client=options.key_from_client),
         drain=drain,
         token_verifier=_StaticTokens(tokens) if tokens else None,
-        **extra,
     )
 
     async def healthz(_: Request) -> JSONResponse:
