@@ -47,6 +47,16 @@ SETTING_FLAGS: dict[str, str] = {
     "--log-format": "log_format",
 }
 _COMMANDS = ("serve", "sandbox", "demo", "ask", "check", "config")
+_HTTP_DEFAULTS: dict[str, object] = {
+    "host": "127.0.0.1",
+    "port": 8000,
+    "path": "/mcp",
+    "stateless": False,
+    "no_auth": False,
+    "allowed_host": [],
+    "allowed_origin": [],
+    "flowhunt_key_from_client": False,
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -223,6 +233,12 @@ def _serve(args: argparse.Namespace) -> int:
     _configure(settings)
     if args.transport == "http":
         return _serve_http(args, settings)
+    http_only = [
+        f"--{dest.replace('_', '-')}" for dest, default in _HTTP_DEFAULTS.items() if getattr(args, dest) != default
+    ]
+    if http_only:
+        # Without this, `flow-mcp serve --port 8000` would quietly serve stdio and look hung.
+        _fail(f"{', '.join(http_only)} only apply to --transport http")
     with _maybe_sandbox(settings, args.sandbox) as settings:
         log.info(
             "server_starting",

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from flow_mcp.cli import SETTING_FLAGS, _parser
+from flow_mcp.cli import _HTTP_DEFAULTS, SETTING_FLAGS, _parser
 from flow_mcp.config import ENV_VARS
 
 from .conftest import ROOT, server_env
@@ -129,3 +129,25 @@ def test_the_readme_documents_every_http_flag_of_serve() -> None:
     assert "--allowed-host" in flags and "--flowhunt-key-from-client" in flags
     for flag in flags:
         assert any(line.startswith(f"| `{flag}`") for line in readme.splitlines()), f"README lacks {flag}"
+
+
+def test_the_http_defaults_the_stdio_guard_checks_are_the_parsers_own() -> None:
+    args = _parser().parse_args(["serve"])
+    assert {dest: getattr(args, dest) for dest in _HTTP_DEFAULTS} == _HTTP_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["serve", "--port", "9000"], "--port"),  # stdio with an HTTP flag would look hung
+        (["serve", "--transport", "http", "--port", "70000"], "not a port"),
+        (["serve", "--transport", "http", "--path", "mcp"], "not a URL path"),
+        (["serve", "--transport", "http", "--no-auth", "--token", "t" * 20], "--no-auth conflicts"),
+        (["serve", "--transport", "http", "--token", "short"], "at least 16"),
+        (["serve", "--transport", "http", "--secret", "short"], "FLOW_MCP_SECRET"),
+    ],
+)
+def test_a_wrong_http_setup_stops_at_once_with_what_to_fix(args: list[str], says: str) -> None:
+    done = run(*args, timeout=30)
+    assert done.returncode == 2 and says in done.stderr
+    assert done.stdout == ""
