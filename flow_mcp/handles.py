@@ -12,14 +12,13 @@ import hashlib
 import hmac
 import re
 
-from flow_mcp.client import SESSION_ID_PATTERN
 from flow_mcp.errors import InvalidArgumentError, NotFoundError
 
 _TAG_BYTES = 16  # 128 bits: guessing a tag is out of reach
 _HANDLE = re.compile(r"(?P<session>[A-Za-z0-9_-]{1,128})\.(?P<tag>[A-Za-z0-9_-]{22})")
 _DOMAIN = b"flow-mcp session handle v1\0"
-HANDLE_PATTERN = re.compile(SESSION_ID_PATTERN.pattern.replace("]{1,128}$", "]{1,128}(\\.[A-Za-z0-9_-]{22})?$"))
-"""What tools accept as a session id: a FlowHunt id (stdio) or a handle (HTTP)."""
+HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}(\.[A-Za-z0-9_-]{22})?$")  # used with fullmatch
+"""What tools accept as a session id: a FlowHunt id (stdio, as client.SESSION_ID_PATTERN) or a handle (HTTP)."""
 
 
 def handle_key(secret: str) -> bytes:

@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from flow_mcp.handles import SessionHandles, handle_key
 from flow_mcp.sandbox import SandboxServer
 
 from .conftest import ROOT, server_env
@@ -35,6 +37,7 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
 EVERYWHERE = "0.0.0.0"  # noqa: S104 -- the refusal to serve every interface without tokens is under test
+SESSIONS = "/v3/flow-assistants"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -125,9 +128,12 @@ async def test_a_client_cannot_use_a_session_another_client_created(
         assert asked.structured_content is not None
         handle = asked.structured_content["session_id"]
         cursor = asked.structured_content["cursor"]
-        invokes = sum(1 for entry in sandbox.state.request_log() if entry["path"].endswith("/invoke"))
         session_id = handle.partition(".")[0]
+        invokes = sum(1 for entry in sandbox.state.request_log() if entry["path"] == f"{SESSIONS}/{session_id}/invoke")
+        assert invokes == 1  # Alice's own message
         made_up = session_id[::-1] + "." + handle.partition(".")[2]
+        # A handle that is Bob's own, for a session FlowHunt does not know: what "unknown" looks like to Bob.
+        unknown_to_flowhunt = SessionHandles(handle_key(sandbox.config.api_key), "bob").seal(str(uuid.uuid4()))
         reads: list[str] = []
         async with http_client(team_server.url, token=BOB) as bob:
             for target in (handle, session_id, made_up):
@@ -141,14 +147,20 @@ async def test_a_client_cannot_use_a_session_another_client_created(
                     assert refused.is_error
                     if target == handle:
                         # Exactly what an unknown session gets: nothing tells Bob that Alice's session exists.
-                        unknown = await bob.call_tool(tool, {**arguments, "session_id": made_up})
-                        assert text_of(refused).replace(handle, "S") == text_of(unknown).replace(made_up, "S")
+                        unknown = await bob.call_tool(tool, {**arguments, "session_id": unknown_to_flowhunt})
+                        assert unknown.is_error
+                        assert text_of(refused).replace(handle, "S") == text_of(unknown).replace(
+                            unknown_to_flowhunt, "S"
+                        )
             for target in (handle, made_up):
                 with pytest.raises(MCPError) as unreadable:
                     await bob.read_resource(f"flowhunt://sessions/{target}/transcript")
                 reads.append(unreadable.value.error.message.replace(target, "S"))
             assert reads[0] == reads[1]
-        assert sum(1 for entry in sandbox.state.request_log() if entry["path"].endswith("/invoke")) == invokes
+        assert (
+            sum(1 for entry in sandbox.state.request_log() if entry["path"] == f"{SESSIONS}/{session_id}/invoke")
+            == invokes
+        )
         still_hers = await alice.call_tool("poll_events", {"session_id": handle, "cursor": "0"})
         assert not still_hers.is_error and still_hers.structured_content is not None
         assert still_hers.structured_content["events"]
