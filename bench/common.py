@@ -141,12 +141,17 @@ def sandbox_process(log_path: Path, pacing: float = 1.0) -> Iterator[Sandbox]:
                 time.sleep(0.05)
         yield sandbox
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, 10)
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after ``grace_s``."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def cpu_seconds(process: psutil.Process) -> float:

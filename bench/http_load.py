@@ -35,7 +35,18 @@ import psutil
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bench.common import API_KEY, ROOT, Sandbox, clean_env, cpu_seconds, git_commit, now_ms, percentile, sandbox_process
+from bench.common import (
+    API_KEY,
+    ROOT,
+    Sandbox,
+    clean_env,
+    cpu_seconds,
+    git_commit,
+    now_ms,
+    percentile,
+    sandbox_process,
+    stop_process,
+)
 
 RESULTS = ROOT / "bench" / "results"
 TOKEN = "bench-token-5e0f3c9a7b1d2e4f"  # noqa: S105 -- a loopback-only benchmark token
@@ -99,12 +110,7 @@ def http_server(sandbox: Sandbox, log_path: Path) -> Iterator[HttpServer]:
             raise RuntimeError(f"flow-mcp did not start; see {log_path}")
         yield HttpServer(found[0], psutil.Process(process.pid))
     finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, 60)  # the graceful stop may wait for running asks
 
 
 async def client_loop(url: str, start: anyio.Event, samples: list[Sample], asks: int, until: float) -> None:
