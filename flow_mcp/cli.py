@@ -248,10 +248,15 @@ def _serve(args: argparse.Namespace) -> int:
             sandbox=args.sandbox,
             api_key_set=settings.api_key is not None,
         )
-        if settings.api_key is None:
-            log.warning("api_key_missing", help="set FLOWHUNT_API_KEY; tools will say so when called")
+        _warn_if_no_key(settings)
         build_server(settings).run("stdio")
     return 0
+
+
+def _warn_if_no_key(settings: Settings) -> None:
+    # The server still starts (hosts list tools before anything is configured); the tools say what is missing.
+    if settings.api_key is None:
+        log.warning("api_key_missing", help="set FLOWHUNT_API_KEY; tools will say so when called")
 
 
 def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,8 +283,8 @@ def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
             if settings.api_key is not None and not args.sandbox:
                 log.warning("server_key_ignored", help="--flowhunt-key-from-client: clients send their own keys")
             settings = settings.model_copy(update={"api_key": None})
-        elif settings.api_key is None:
-            log.warning("api_key_missing", help="set FLOWHUNT_API_KEY; tools will say so when called")
+        else:
+            _warn_if_no_key(settings)
         options = HttpOptions(
             host=args.host,
             port=args.port,

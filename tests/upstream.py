@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from flow_mcp.sandbox.runner import quiet_uvicorn_config
+
 Endpoint = Literal["me", "create", "invoke", "poll"]
 
 
@@ -100,19 +102,7 @@ class Upstream:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._socket = sock
-        config = uvicorn.Config(
-            self._app(),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            ws="none",
-            loop="asyncio",
-            timeout_graceful_shutdown=1,
-            server_header=False,
-            date_header=False,
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(quiet_uvicorn_config(self._app(), date_header=False))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="fuzz-upstream", daemon=True
         )

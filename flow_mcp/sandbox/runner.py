@@ -13,9 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import anyio.to_thread
 import uvicorn
+from starlette.types import ASGIApp
 
 from flow_mcp.sandbox.app import build_app
 from flow_mcp.sandbox.config import SandboxConfig
@@ -27,21 +29,24 @@ _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 
 
-def _uvicorn_config(state: SandboxState, host: str, port: int) -> uvicorn.Config:
-    return uvicorn.Config(
-        build_app(state=state),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        http="h11",
-        ws="none",
-        loop="asyncio",
+def quiet_uvicorn_config(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> uvicorn.Config:
+    """uvicorn for a simulated server in a thread: our logging, h11, no lifespan, and a quick stop."""
+    options: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "off",
+        "http": "h11",
+        "ws": "none",
+        "loop": "asyncio",
         # A stalled request must not hold shutdown hostage for `stall_s`.
-        timeout_graceful_shutdown=1,
-        server_header=False,
-    )
+        "timeout_graceful_shutdown": 1,
+        "server_header": False,
+    }
+    return uvicorn.Config(app, host=host, port=port, **(options | overrides))
+
+
+def _uvicorn_config(state: SandboxState, host: str, port: int) -> uvicorn.Config:
+    return quiet_uvicorn_config(build_app(state=state), host, port)
 
 
 class SandboxServer:
