@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://api.flowhunt.io"
 
+MIN_SECRET_CHARS = 16  # shorter tokens and keys can be guessed over the network
+HOW_TO_MAKE_ONE = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
 AuthHeaderStyle = Literal["bearer", "api-key"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "console"]
@@ -174,10 +177,8 @@ class Settings(BaseSettings):
     @field_validator("secret")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError(
-                "needs at least 16 characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(f"needs at least {MIN_SECRET_CHARS} characters; {HOW_TO_MAKE_ONE}")
         return value
 
     @field_validator("workspace_id")

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS
 from flow_mcp.errors import ConfigurationError
 
-MIN_TOKEN_CHARS = 16  # shorter tokens can be guessed over the network
 _NAME = re.compile(r"[A-Za-z0-9_.@+-]{1,64}")
 _HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})")
 SINGLE_TOKEN_NAME = "default"  # noqa: S105 -- a client name, not a password
@@ -81,9 +81,8 @@ def _read_file(path: Path) -> list[tuple[str, bytes]]:
 
 
 def _checked(token: str, where: str) -> str:
-    if len(token) < MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+    if len(token) < MIN_SECRET_CHARS or any(c.isspace() for c in token):
         raise ConfigurationError(
-            f"{where}: a token needs at least {MIN_TOKEN_CHARS} characters and no spaces "
-            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            f"{where}: a token needs at least {MIN_SECRET_CHARS} characters and no spaces ({HOW_TO_MAKE_ONE})."
         )
     return token
