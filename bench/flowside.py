@@ -25,10 +25,10 @@ from mcp_types import TextContent
 from pydantic import SecretStr
 
 from bench.common import API_KEY, GIVE_UP_S, WORKSPACE, clean_env, now_ms
-from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
-from flow_mcp.poller import follow
-from flow_mcp.turns import Cursor
+from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.follow import follow
 
 NOT_EVENTS = ("Message sent", "Still working")
 

@@ -53,7 +53,7 @@ from bench.measure import (
     ratio_of_medians,
     reference_figures,
 )
-from flow_mcp.client import FlowHuntClient
+from flow_mcp.flowhunt.client import FlowHuntClient
 
 DEFAULT_MESSAGE = "Build a flow that answers questions from my docs"
 LOOP_NAMES = ("flow_mcp", "desktop", "fixed_2s")

@@ -1,83 +1,63 @@
 """flow_mcp: an MCP server for FlowHunt's AI Flow Assistant, and a FlowHunt client usable on its own.
 
-``from flow_mcp import FlowHuntClient, Settings`` gives agent toolchains that do not speak MCP the same
-client the server uses. The names load on first use, so importing flow_mcp stays light (no MCP SDK).
+Agent toolchains that do not speak MCP get what the server uses: ``FlowHuntClient`` (typed calls, retries, one
+request budget per key), ``send_message`` (a message sent exactly once) and ``follow`` (the adaptive polling
+loop that hands out every event exactly once). Importing flow_mcp loads no MCP SDK.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-__version__ = "0.1.0"
-
-if TYPE_CHECKING:
-    from flow_mcp.client import FlowHuntClient
-    from flow_mcp.config import Settings
-    from flow_mcp.errors import (
-        APIError,
-        AuthError,
-        ConfigurationError,
-        FlowHuntError,
-        FlowMCPError,
-        InvalidArgumentError,
-        NotFoundError,
-        RateLimitError,
-        ResponseShapeError,
-        ServerError,
-        TransportError,
-        ValidationError,
-    )
-    from flow_mcp.models import RawEvent
-    from flow_mcp.turns import Cursor
-
-_ERRORS = (
-    "APIError",
-    "AuthError",
-    "ConfigurationError",
-    "FlowHuntError",
-    "FlowMCPError",
-    "InvalidArgumentError",
-    "NotFoundError",
-    "RateLimitError",
-    "ResponseShapeError",
-    "ServerError",
-    "TransportError",
-    "ValidationError",
+from flow_mcp._version import __version__
+from flow_mcp.config import Settings
+from flow_mcp.errors import (
+    APIError,
+    AuthError,
+    ConfigurationError,
+    FlowHuntError,
+    FlowMCPError,
+    InvalidArgumentError,
+    NotDeliveredError,
+    NotFoundError,
+    RateLimitError,
+    ResponseShapeError,
+    ServerError,
+    TransportError,
+    TurnInProgressError,
+    ValidationError,
 )
-_HOMES = {
-    "FlowHuntClient": "flow_mcp.client",
-    "Settings": "flow_mcp.config",
-    "RawEvent": "flow_mcp.models",
-    "Cursor": "flow_mcp.turns",
-    **dict.fromkeys(_ERRORS, "flow_mcp.errors"),
-}
+from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
+from flow_mcp.flowhunt.events import Event, normalize, summarize
+from flow_mcp.flowhunt.follow import follow
+from flow_mcp.flowhunt.send import Sent, send_message
+from flow_mcp.flowhunt.turn import TurnProgress, TurnStatus
+from flow_mcp.flowhunt.wire import RawEvent
 
 __all__ = [
     "APIError",
     "AuthError",
     "ConfigurationError",
     "Cursor",
+    "Event",
     "FlowHuntClient",
     "FlowHuntError",
     "FlowMCPError",
     "InvalidArgumentError",
+    "NotDeliveredError",
     "NotFoundError",
     "RateLimitError",
     "RawEvent",
     "ResponseShapeError",
+    "Sent",
     "ServerError",
     "Settings",
     "TransportError",
+    "TurnInProgressError",
+    "TurnProgress",
+    "TurnStatus",
     "ValidationError",
     "__version__",
+    "decode_cursor",
+    "follow",
+    "normalize",
+    "send_message",
+    "summarize",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'flow_mcp' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from flow_mcp.config import Settings
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
-from flow_mcp.server import build_server
+from flow_mcp.server.app import build_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULT_FIGURES = pytest.StashKey[list[dict[str, Any]]]()

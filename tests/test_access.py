@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from flow_mcp.access import Access, HttpAccess
-from flow_mcp.client import FlowHuntClient
-from flow_mcp.clientpool import ClientPool
 from flow_mcp.config import Settings
 from flow_mcp.errors import ConfigurationError, NotFoundError
+from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.server.callers import Access, ClientPool, HttpAccess
 
 pytestmark = pytest.mark.anyio
 

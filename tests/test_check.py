@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from flow_mcp.check import Step, report, run_checks
+from flow_mcp.cli.check import Step, report, run_checks
 from flow_mcp.sandbox import SandboxServer
 
 from .conftest import server_env, settings_for

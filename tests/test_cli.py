@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from flow_mcp.cli import _HTTP_DEFAULTS, SETTING_FLAGS, _parser
+from flow_mcp.cli.commands import _HTTP_DEFAULTS, SETTING_FLAGS, _parser
 from flow_mcp.config import ENV_VARS
 
 from .conftest import ROOT, server_env

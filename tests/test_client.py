@@ -12,7 +12,6 @@ import anyio
 import pytest
 from pydantic import SecretStr
 
-from flow_mcp.client import FlowHuntClient, parse_events, validate_session_id
 from flow_mcp.config import Settings
 from flow_mcp.errors import (
     AuthError,
@@ -26,9 +25,11 @@ from flow_mcp.errors import (
     TransportError,
     ValidationError,
 )
-from flow_mcp.models import RawEvent
+from flow_mcp.flowhunt.client import FlowHuntClient, parse_events, validate_session_id
+from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
+from flow_mcp.flowhunt.turn import advance, latch_completed, status_of
+from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.sandbox import SandboxServer
-from flow_mcp.turns import Cursor, advance, decode_cursor, latch_completed, status_of
 from tests.conftest import server_env, settings_for
 
 pytestmark = pytest.mark.anyio

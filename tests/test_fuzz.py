@@ -25,15 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 from mcp_types import CallToolResult, TextContent
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
-from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
 from flow_mcp.errors import APIError, FlowMCPError, ResponseShapeError
-from flow_mcp.models import AI_MODELS, RawEvent
+from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.cursor import decode_cursor
+from flow_mcp.flowhunt.wire import AI_MODELS, RawEvent
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
-from flow_mcp.server import build_server
-from flow_mcp.turns import decode_cursor
+from flow_mcp.server.app import build_server
 
 from .conftest import FAST_PACING, server_env, settings_for
 from .test_stdio import SECRET_KEY, teed_server
@@ -433,9 +433,17 @@ def decoded(body: bytes) -> Any:
         return UNREADABLE
 
 
+def _is_event(item: dict[str, Any]) -> bool:
+    try:
+        RawEvent.model_validate(item)
+    except ValidationError:
+        return False
+    return True
+
+
 def assert_passed_through(got: list[RawEvent], sent: list[Any]) -> None:
     """Each parsed event comes from one sent item, in order, with its labels and metadata unchanged."""
-    items = iter(item for item in sent if isinstance(item, dict))
+    items = iter(item for item in sent if isinstance(item, dict) and _is_event(item))
     for event in got:
         assert isinstance(event, RawEvent)
         source = next((item for item in items if str(item.get("event_id")) == event.event_id), None)

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from flow_mcp.hostconfig import HOSTS, KEY_PLACEHOLDER, Launch, launcher, snippet
+from flow_mcp.cli.hostconfig import HOSTS, KEY_PLACEHOLDER, Launch, launcher, snippet
 from flow_mcp.sandbox import SandboxServer
 
 from .conftest import server_env

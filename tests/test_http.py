@@ -20,8 +20,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from flow_mcp.handles import SessionHandles, handle_key
 from flow_mcp.sandbox import SandboxServer
+from flow_mcp.server.callers import SessionHandles, handle_key
 
 from .conftest import ROOT, server_env
 from .httpserver import HttpServer, Replicas, auth_headers, http_client

@@ -58,7 +58,10 @@ def test_server_json_names_this_package_and_version_for_uvx_over_stdio() -> None
     server = json.loads(SERVER_JSON.read_text("utf-8"))
     (package,) = server["packages"]
     assert server["$schema"].startswith("https://static.modelcontextprotocol.io/schemas/")
-    assert server["version"] == package["version"] == __version__ == PYPROJECT["project"]["version"]
+    assert server["version"] == package["version"] == __version__
+    # The version lives in one place, which hatch reads.
+    assert PYPROJECT["project"]["dynamic"] == ["version"]
+    assert PYPROJECT["tool"]["hatch"]["version"]["path"] == "flow_mcp/_version.py"
     assert package["registryType"] == "pypi" and package["identifier"] == PYPROJECT["project"]["name"]
     assert package["transport"] == {"type": "stdio"} and package["runtimeHint"] == "uvx"
     assert len(server["description"]) <= 100

@@ -10,10 +10,10 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from flow_mcp.models import RawEvent
+from flow_mcp.flowhunt.transcript import split_turns, transcript_markdown
+from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.sandbox import SandboxServer
-from flow_mcp.server import build_server
-from flow_mcp.transcript import split_turns, transcript_markdown
+from flow_mcp.server.app import build_server
 
 from .conftest import settings_for
 

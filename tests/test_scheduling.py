@@ -13,11 +13,11 @@ import anyio.lowlevel
 import pytest
 from mcp import Client
 
-from flow_mcp.client import FlowHuntClient
 from flow_mcp.errors import RateLimitError
-from flow_mcp.ratelimit import RateGate
+from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.ratelimit import RateGate
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
-from flow_mcp.server import build_server
+from flow_mcp.server.app import build_server
 
 from .conftest import settings_for
 

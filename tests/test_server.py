@@ -11,7 +11,7 @@ from mcp import Client
 
 from flow_mcp.config import Settings
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
-from flow_mcp.server import build_server
+from flow_mcp.server.app import build_server
 
 from .conftest import settings_for
 

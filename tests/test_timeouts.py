@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from flow_mcp.sandbox import SandboxServer
-from flow_mcp.server import build_server
+from flow_mcp.server.app import build_server
 
 from .conftest import settings_for
 

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flow_mcp.errors import ConfigurationError, InvalidArgumentError, NotFoundError
-from flow_mcp.handles import HANDLE_PATTERN, SessionHandles, handle_key
-from flow_mcp.tokens import SINGLE_TOKEN_NAME, TokenTable
+from flow_mcp.server.arguments import HANDLE_PATTERN
+from flow_mcp.server.callers import SessionHandles, handle_key
+from flow_mcp.server.http import SINGLE_TOKEN_NAME, TokenTable
 
 ALICE = "alice-token-7f3a9c2e5b1d4f60"
 BOB = "bob-token-0c8e6a4f2d9b7e51"
@@ -89,7 +90,7 @@ def test_every_session_id_round_trips_through_its_handle(session_id: str, identi
 
 
 def test_transport_security_admits_loopback_the_bound_address_and_allowed_names() -> None:
-    from flow_mcp.serving import HttpOptions, is_loopback, transport_security
+    from flow_mcp.server.http import HttpOptions, is_loopback, transport_security
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("mcp.example.com")  # noqa: S104

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flow_mcp.models import RawEvent
-from flow_mcp.turns import Cursor, advance, latch_completed, status_of
+from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.turn import advance, latch_completed, status_of
+from flow_mcp.flowhunt.wire import RawEvent
 
 SETTLE_MS = 100
 ENDED = {"completed", "failed", "waiting_for_input", "session_closed"}

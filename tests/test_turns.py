@@ -14,19 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flow_mcp.errors import InvalidArgumentError
-from flow_mcp.events import normalize, summarize
-from flow_mcp.models import RawEvent
-from flow_mcp.turns import (
-    Cursor,
-    TurnDigest,
-    TurnProgress,
-    advance,
-    decode_cursor,
-    latch_completed,
-    settles_at,
-    status_of,
-    truncate,
-)
+from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
+from flow_mcp.flowhunt.digest import TurnDigest, truncate
+from flow_mcp.flowhunt.events import normalize, summarize
+from flow_mcp.flowhunt.turn import TurnProgress, advance, latch_completed, settles_at, status_of
+from flow_mcp.flowhunt.wire import RawEvent
 
 SETTLE = 1000
 

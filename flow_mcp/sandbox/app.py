@@ -16,10 +16,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from flow_mcp.sandbox import validation as v
 from flow_mcp.sandbox.config import SandboxConfig
 from flow_mcp.sandbox.faults import FAULT_SCOPE_KEY, FaultMiddleware
 from flow_mcp.sandbox.state import JSONDict, SandboxState, Session
+from flow_mcp.sandbox.validation import (
+    ABSENT,
+    check_ai_model,
+    check_bool,
+    check_string,
+    check_timestamp,
+    missing,
+    not_an_object,
+    parse_json_body,
+)
 
 SANDBOX_USER_ID = "user-sandbox"
 
@@ -120,20 +129,20 @@ async def create_session(state: SandboxState, request: Request) -> Response:
     errors: list[JSONDict] = []
     workspace_id = request.query_params.get("workspace_id")
     if workspace_id is None:
-        errors.append(v.missing(["query", "workspace_id"], None))
-    body = v.parse_json_body(await request.body())
+        errors.append(missing(["query", "workspace_id"], None))
+    body = parse_json_body(await request.body())
     errors.extend(body.errors)
     context_flow_id: object = None
     welcome = False
-    if not body.errors and body.value is not v.ABSENT and body.value is not None:
+    if not body.errors and body.value is not ABSENT and body.value is not None:
         if not isinstance(body.value, dict):
-            errors.append(v.not_an_object(body.value))
+            errors.append(not_an_object(body.value))
         else:
             context_flow_id = body.value.get("context_flow_id")
-            error = v.check_string(["body", "context_flow_id"], context_flow_id, nullable=True)
+            error = check_string(["body", "context_flow_id"], context_flow_id, nullable=True)
             if error:
                 errors.append(error)
-            welcome, error = v.check_bool(
+            welcome, error = check_bool(
                 ["body", "start_with_welcome_message"], body.value.get("start_with_welcome_message", False)
             )
             if error:
@@ -154,25 +163,25 @@ async def invoke(state: SandboxState, request: Request) -> Response:
     """POST /v3/flow-assistants/{session_id}/invoke."""
     if state.config.require_auth_on_session_calls and not _authorized(request, state.config):
         return _unauthorized()
-    body = v.parse_json_body(await request.body())
+    body = parse_json_body(await request.body())
     errors = list(body.errors)
     message: object = None
     ai_model: object = None
     if not body.errors:
-        if body.value is v.ABSENT or body.value is None:
-            errors.append(v.missing(["body"], None))
+        if body.value is ABSENT or body.value is None:
+            errors.append(missing(["body"], None))
         elif not isinstance(body.value, dict):
-            errors.append(v.not_an_object(body.value))
+            errors.append(not_an_object(body.value))
         else:
             if "message" not in body.value:
-                errors.append(v.missing(["body", "message"], body.value))
+                errors.append(missing(["body", "message"], body.value))
             else:
                 message = body.value["message"]
-                error = v.check_string(["body", "message"], message, nullable=False)
+                error = check_string(["body", "message"], message, nullable=False)
                 if error:
                     errors.append(error)
             ai_model = body.value.get("ai_model")
-            error = v.check_ai_model(["body", "ai_model"], ai_model)
+            error = check_ai_model(["body", "ai_model"], ai_model)
             if error:
                 errors.append(error)
     if errors:
@@ -197,7 +206,7 @@ async def poll(state: SandboxState, request: Request) -> Response:
     if state.config.require_auth_on_session_calls and not _authorized(request, state.config):
         return _unauthorized()
     from_timestamp: str = request.path_params["from_timestamp"]
-    error = v.check_timestamp(from_timestamp)
+    error = check_timestamp(from_timestamp)
     if error:
         return _detail(422, [error])
     session = _open_session(state, request)
@@ -242,9 +251,9 @@ async def control_faults(state: SandboxState, request: Request) -> Response:
 async def control_config(state: SandboxState, request: Request) -> Response:
     """GET /_sandbox/config shows the knobs; POST applies a partial JSON object of knobs."""
     if request.method == "POST":
-        body = v.parse_json_body(await request.body())
+        body = parse_json_body(await request.body())
         if body.errors or not isinstance(body.value, dict):
-            return _detail(422, body.errors or [v.not_an_object(body.value if body.value is not v.ABSENT else None)])
+            return _detail(422, body.errors or [not_an_object(body.value if body.value is not ABSENT else None)])
         try:
             state.update_config(body.value)
         except ValueError as exc:

@@ -6,6 +6,7 @@ only moves after a whole batch has been accepted.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -14,15 +15,17 @@ from typing import Literal
 import anyio
 import structlog
 
-from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
 from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
-from flow_mcp.events import summarize
-from flow_mcp.models import RawEvent
-from flow_mcp.turns import Cursor, TurnProgress, advance, latch_completed, settles_at, status_of
+from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.events import summarize
+from flow_mcp.flowhunt.turn import TurnProgress, advance, latch_completed, settles_at, status_of
+from flow_mcp.flowhunt.wire import RawEvent
 
-log = structlog.get_logger("flow_mcp.poller")
+log = structlog.get_logger()
 
+MAX_REPLAY_POLLS = 50  # FlowHunt answers a replay in one batch; more than this means it keeps paging forever
 MAX_FAILED_POLLS = 3
 """Consecutive failed polls (each already retried by the client) after which following a turn gives up."""
 _PASSING_FAILURES = (TransportError, ServerError, RateLimitError, ResponseShapeError)
@@ -100,19 +103,23 @@ async def follow(
     session_id: str,
     cursor: Cursor,
     *,
-    settings: Settings,
-    deadline: float,
-    until: Until,
+    settings: Settings | None = None,
+    deadline: float = math.inf,
+    until: Until = "turn_end",
     on_events: OnEvents | None = None,
     max_events: int | None = None,
 ) -> Cursor:
     """Poll until the turn ends (or, with ``until="new_events"``, new events arrive) or ``deadline``.
 
-    With ``until="new_events"``, an answer that is only waiting for its settle window is followed to the
+    Each event reaches ``on_events`` exactly once, in order, with the cursor after its batch; the policy adapts
+    to what the turn is doing. ``cursor`` comes from ``send_message`` (or ``decode_cursor``). With
+    ``until="new_events"``, an answer that is only waiting for its settle window is followed to the
     window's end, so the caller gets the answer and "completed" together. ``deadline`` is on
     ``time.monotonic()``; the first poll always completes. With ``max_events``, at most that many events
-    are handed out and the cursor stops after the last of them. Returns the cursor after the last whole batch.
+    are handed out and the cursor stops after the last of them. ``settings`` default to the client's. Returns the
+    cursor after the last whole batch; its ``progress.outcome`` is how the turn ended (None: still running).
     """
+    settings = settings or client.settings
     policy = PollPolicy.from_settings(settings)
     settle_ms = settings.settle_ms
     interval = policy.min_interval
@@ -161,3 +168,15 @@ async def follow(
             # the window would only see the rare late event a little sooner, at the cost of requests.
             interval = max((settle_at - now_ms()) / 1000, 0.0) + 0.005
         await anyio.sleep(min(interval, remaining))
+
+
+async def replay(client: FlowHuntClient, session_id: str) -> tuple[list[RawEvent], Cursor]:
+    """Every event of a session so far, oldest first, each once: poll from "0" until nothing new comes."""
+    cursor = Cursor(timestamp=0)
+    events: list[RawEvent] = []
+    for _ in range(MAX_REPLAY_POLLS):
+        fresh, cursor = cursor.accept(await client.poll(session_id, cursor.query_timestamp()))
+        if not fresh:
+            break
+        events += fresh
+    return events, cursor

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from flow_mcp.events import clip, text_of
-from flow_mcp.models import RawEvent
-from flow_mcp.turns import TurnDigest, TurnProgress, advance
+from flow_mcp.flowhunt.digest import TurnDigest
+from flow_mcp.flowhunt.events import clip, text_of
+from flow_mcp.flowhunt.turn import TurnProgress, advance
+from flow_mcp.flowhunt.wire import RawEvent
 
 
 @dataclass

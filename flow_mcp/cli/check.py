@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from flow_mcp.client import FlowHuntClient
 from flow_mcp.config import Settings
 from flow_mcp.errors import (
     AuthError,
@@ -21,7 +20,8 @@ from flow_mcp.errors import (
     NotFoundError,
     TransportError,
 )
-from flow_mcp.failures import describe
+from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.server.results import describe
 
 Outcome = Literal["ok", "fail", "skip"]
 ClientFactory = Callable[[Settings], FlowHuntClient]

@@ -1,4 +1,4 @@
-"""Wire models of the FlowHunt API (tolerant) and the result models of the MCP tools.
+"""Wire models of the FlowHunt API: tolerant, raw.
 
 Wire models validate only what flow_mcp relies on; every other field, unknown ``action_type`` or
 ``event_type`` value and any ``metadata`` shape passes through untouched, because FlowHunt adds
@@ -7,12 +7,9 @@ new ones between releases.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-# ---------------------------------------------------------------------------------------------
-# Wire models
 
 AI_MODELS = ("Claude Sonnet 4.6", "GPT4.1", "O4 Mini", "O3 Mini")
 """The ``ai_model`` values FlowHunt's invoke accepts."""
@@ -124,92 +121,3 @@ class Invocation(_Wire):
     @classmethod
     def _list_or_empty(cls, value: Any) -> Any:
         return [] if value is None else value
-
-
-# ---------------------------------------------------------------------------------------------
-# Tool result models (they become each tool's outputSchema)
-
-TurnStatus = Literal["running", "completed", "failed", "waiting_for_input", "session_closed"]
-
-
-class Event(BaseModel):
-    """A FlowHunt event, normalized for tools."""
-
-    event_id: str
-    type: str = Field(description="FlowHunt action_type, e.g. message, v3_tool_call_start, add_component.")
-    role: str = Field(description="FlowHunt event_type: ai, human, system or flow_assistant_action.")
-    at: int = Field(description="FlowHunt timestamp, epoch milliseconds.")
-    summary: str = Field(description="One line saying what happened.")
-    text: str | None = Field(default=None, description="The message or other human-readable text, if any.")
-    credits: float = 0.0
-    component_name: str | None = None
-    metadata: Any = Field(default=None, description="FlowHunt's metadata as received.")
-
-
-class WaitingFor(BaseModel):
-    """What a turn is waiting for when its status is waiting_for_input."""
-
-    kind: str = Field(description="The FlowHunt action_type that asked for input.")
-    prompt: str | None = None
-    hook_id: str | None = None
-    link: str | None = None
-
-
-class ToolCall(BaseModel):
-    """A tool the assistant ran during the turn."""
-
-    name: str
-    input: str | None = None
-    output: str | None = Field(default=None, description="The tool's response, truncated.")
-    duration_ms: float | None = None
-    finished: bool = True
-
-
-class FlowAction(BaseModel):
-    """An edit the assistant made to a flow."""
-
-    type: str
-    summary: str
-    component_id: str | None = None
-    component_type: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
-
-
-class CreateSessionResult(BaseModel):
-    session_id: str = Field(description="Pass to invoke, poll_events or ask.")
-    created_at: str
-    workspace_id: str
-
-
-class InvokeResult(BaseModel):
-    session_id: str
-    message_id: str
-    created_at: str
-    cursor: str = Field(description="Pass to poll_events to receive the turn's events.")
-    events: list[Event] = Field(description="Events FlowHunt returned at once (usually none).")
-
-
-class PollResult(BaseModel):
-    session_id: str
-    events: list[Event] = Field(description="New events, oldest first, each delivered once.")
-    cursor: str = Field(description="Pass to the next poll_events call.")
-    status: TurnStatus
-    more: bool = Field(default=False, description="More events are waiting: call poll_events again right away.")
-    answer: str | None = Field(default=None, description="The newest assistant answer in these events, if any.")
-    waiting_for: WaitingFor | None = None
-    error: str | None = None
-
-
-class AskResult(BaseModel):
-    session_id: str = Field(description="Reuse it in the next ask to continue the conversation.")
-    message_id: str
-    status: TurnStatus
-    answer: str | None = Field(description="The assistant's last answer of the turn.")
-    messages: list[str] = Field(description="Every assistant message of the turn, in order.")
-    tool_calls: list[ToolCall]
-    actions: list[FlowAction] = Field(description="Flow edits made during the turn.")
-    credits: float
-    events_count: int
-    cursor: str = Field(description="Pass to poll_events to continue a turn that is still running.")
-    waiting_for: WaitingFor | None = None
-    error: str | None = None

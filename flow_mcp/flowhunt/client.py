@@ -26,7 +26,7 @@ import httpx2
 import pydantic
 import structlog
 
-from flow_mcp import __version__
+from flow_mcp._version import __version__
 from flow_mcp.config import Settings
 from flow_mcp.errors import (
     APIError,
@@ -38,10 +38,10 @@ from flow_mcp.errors import (
     TransportError,
     error_for_status,
 )
-from flow_mcp.models import Invocation, RawEvent, SessionCreated
-from flow_mcp.ratelimit import RateGate
+from flow_mcp.flowhunt.ratelimit import RateGate
+from flow_mcp.flowhunt.wire import Invocation, RawEvent, SessionCreated
 
-log = structlog.get_logger("flow_mcp.client")
+log = structlog.get_logger()
 
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # used with fullmatch: "$" alone admits "\n"
 _TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,20}")  # used with fullmatch
@@ -118,6 +118,11 @@ class FlowHuntClient:
         self._workspace_id = settings.workspace_id
         self._workspace_lock = anyio.Lock()
         self.gate = RateGate(settings.max_rps)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this client was made with."""
+        return self._settings
 
     async def __aenter__(self) -> FlowHuntClient:
         return self

@@ -14,12 +14,12 @@ import pydantic
 import structlog
 from pydantic import SecretStr
 
-from flow_mcp import __version__
+from flow_mcp._version import __version__
+from flow_mcp.cli.hostconfig import HOSTS
+from flow_mcp.cli.logs import configure_logging
 from flow_mcp.config import ENV_VARS, Settings
-from flow_mcp.hostconfig import HOSTS
-from flow_mcp.logs import configure_logging
 
-log = structlog.get_logger("flow_mcp.cli")
+log = structlog.get_logger()
 
 # Flag -> Settings field. Every setting has a flag; the flag wins over the environment.
 SETTING_FLAGS: dict[str, str] = {
@@ -227,7 +227,7 @@ def _maybe_sandbox(settings: Settings, enabled: bool) -> Iterator[Settings]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from flow_mcp.server import build_server
+    from flow_mcp.server.app import build_server
 
     settings = _settings(args)
     _configure(settings)
@@ -261,8 +261,7 @@ def _warn_if_no_key(settings: Settings) -> None:
 
 def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
     from flow_mcp.errors import ConfigurationError
-    from flow_mcp.serving import HttpOptions, is_loopback, serve_http
-    from flow_mcp.tokens import TokenTable
+    from flow_mcp.server.http import HttpOptions, TokenTable, is_loopback, serve_http
 
     try:
         token = settings.token.get_secret_value() if settings.token else None
@@ -324,14 +323,14 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from flow_mcp.demo import run_demo
+    from flow_mcp.cli.demo import run_demo
 
     code: int = anyio.run(run_demo)
     return code
 
 
 def _check(args: argparse.Namespace) -> int:
-    from flow_mcp.check import report, run_checks
+    from flow_mcp.cli.check import report, run_checks
 
     settings = _settings(args)
     _configure(settings, "error", "console")
@@ -341,7 +340,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _host_config(args: argparse.Namespace) -> int:
-    from flow_mcp.hostconfig import CONFIG_FILES, snippet
+    from flow_mcp.cli.hostconfig import CONFIG_FILES, snippet
 
     sys.stdout.write(snippet(args.host, sandbox=args.sandbox) + "\n")
     sys.stderr.write(f"# {args.host}: {CONFIG_FILES[args.host]}\n")
@@ -359,7 +358,7 @@ def _ask(args: argparse.Namespace) -> int:
 async def _ask_once(settings: Settings, message: str, session_id: str | None) -> int:
     from mcp import Client
 
-    from flow_mcp.server import build_server
+    from flow_mcp.server.app import build_server
 
     async def show(progress: float, total: float | None, message: str | None) -> None:
         sys.stderr.write(f"  … {message}\n")

@@ -12,35 +12,22 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import Field
 
-from flow_mcp.access import Caller
-from flow_mcp.client import FlowHuntClient
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError, NotFoundError
-from flow_mcp.events import normalize
-from flow_mcp.failures import describe
-from flow_mcp.models import RawEvent
-from flow_mcp.transcript import transcript_markdown
-from flow_mcp.turns import Cursor
+from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.events import normalize
+from flow_mcp.flowhunt.follow import replay
+from flow_mcp.flowhunt.transcript import transcript_markdown
+from flow_mcp.flowhunt.wire import RawEvent
+from flow_mcp.server.callers import Caller
+from flow_mcp.server.results import describe
 
-log = structlog.get_logger("flow_mcp.resources")
+log = structlog.get_logger()
 
 TRANSCRIPT_URI = "flowhunt://sessions/{session_id}/transcript"
 EVENTS_URI = "flowhunt://sessions/{session_id}/events"
-MAX_REPLAY_POLLS = 50  # FlowHunt answers a replay in one batch; more than this means it keeps paging forever
 
 
 CallerOf = Callable[[Context[Any]], AbstractAsyncContextManager[Caller]]
-
-
-async def replay(client: FlowHuntClient, session_id: str) -> tuple[list[RawEvent], Cursor]:
-    """Every event of a session so far, oldest first, each once: poll from "0" until nothing new comes."""
-    cursor = Cursor(timestamp=0)
-    events: list[RawEvent] = []
-    for _ in range(MAX_REPLAY_POLLS):
-        fresh, cursor = cursor.accept(await client.poll(session_id, cursor.query_timestamp()))
-        if not fresh:
-            break
-        events += fresh
-    return events, cursor
 
 
 async def _read(ctx: Context[Any], caller_of: CallerOf, session_id: str) -> tuple[list[RawEvent], Cursor]:

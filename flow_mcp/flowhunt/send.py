@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import anyio
 import structlog
 
-from flow_mcp.client import FlowHuntClient, parse_events
 from flow_mcp.errors import FlowHuntError, NotDeliveredError, TransportError, may_have_arrived
-from flow_mcp.events import text_of
-from flow_mcp.models import RawEvent
-from flow_mcp.poller import absorb, now_ms
-from flow_mcp.turns import Cursor
+from flow_mcp.flowhunt.client import FlowHuntClient, parse_events
+from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.events import text_of
+from flow_mcp.flowhunt.follow import absorb, now_ms, replay
+from flow_mcp.flowhunt.wire import RawEvent
 
-log = structlog.get_logger("flow_mcp.sending")
+log = structlog.get_logger()
 
 # FlowHunt may record a message a moment after a failed answer; look a few times before giving up.
 _LOOK_AGAIN_AFTER = (0.0, 0.5, 1.5)
@@ -41,9 +41,20 @@ class Sent:
 
 
 async def send_message(
-    client: FlowHuntClient, session_id: str, message: str, ai_model: str | None, *, settle_ms: int, new_session: bool
+    client: FlowHuntClient,
+    session_id: str,
+    message: str,
+    ai_model: str | None = None,
+    *,
+    settle_ms: int | None = None,
+    new_session: bool = False,
 ) -> Sent:
-    """Invoke once; if FlowHunt's answer leaves it unclear whether the message arrived, find out."""
+    """Invoke once; if FlowHunt's answer leaves it unclear whether the message arrived, find out.
+
+    ``new_session``: the session is fresh, so any copy of the message found in it is this one. The returned
+    ``Sent.cursor`` is where ``follow`` picks the turn up.
+    """
+    settle_ms = client.settings.settle_ms if settle_ms is None else settle_ms
     started = now_ms()
     try:
         invocation = await client.invoke(session_id, message, ai_model)
@@ -71,7 +82,7 @@ async def _find_message(client: FlowHuntClient, session_id: str, message: str, n
     for delay in _LOOK_AGAIN_AFTER:
         await anyio.sleep(delay)
         try:
-            events = await client.poll(session_id, "0")
+            events, _ = await replay(client, session_id)
         except FlowHuntError:
             continue
         mine = [

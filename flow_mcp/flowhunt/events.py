@@ -9,7 +9,23 @@ from __future__ import annotations
 import math
 from typing import Any, TypeGuard
 
-from flow_mcp.models import Event, RawEvent, WaitingFor
+from pydantic import BaseModel, Field
+
+from flow_mcp.flowhunt.wire import RawEvent
+
+
+class Event(BaseModel):
+    """A FlowHunt event, normalized for tools."""
+
+    event_id: str
+    type: str = Field(description="FlowHunt action_type, e.g. message, v3_tool_call_start, add_component.")
+    role: str = Field(description="FlowHunt event_type: ai, human, system or flow_assistant_action.")
+    at: int = Field(description="FlowHunt timestamp, epoch milliseconds.")
+    summary: str = Field(description="One line saying what happened.")
+    text: str | None = Field(default=None, description="The message or other human-readable text, if any.")
+    credits: float = 0.0
+    component_name: str | None = None
+    metadata: Any = Field(default=None, description="FlowHunt's metadata as received.")
 
 
 def summarize(event: RawEvent) -> str:
@@ -136,23 +152,6 @@ def failure_text(event: RawEvent) -> str:
     if isinstance(event.metadata, str) and event.metadata.strip():
         return event.metadata.strip()
     return "The assistant reported a failure without details."
-
-
-def waiting_for(event: RawEvent) -> WaitingFor:
-    """What a waiting event asks of a person."""
-    meta = event.meta
-    prompt = (
-        text_of(meta, "prompt_message")
-        or text_of(meta, "message")
-        or text_of(meta, "tool_description")
-        or (f"Approve running {text_of(meta, 'tool_name')}" if text_of(meta, "tool_name") else None)
-    )
-    return WaitingFor(
-        kind=event.action_type,
-        prompt=prompt,
-        hook_id=text_of(meta, "hook_id"),
-        link=text_of(meta, "integration_url") or text_of(meta, "link") or text_of(meta, "url"),
-    )
 
 
 def _component_label(event: RawEvent) -> str:

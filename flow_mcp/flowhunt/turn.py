@@ -1,0 +1,134 @@
+"""Pure turn state: what the events of a turn so far say about it, and the turn's status. No I/O.
+
+There is no end-of-turn marker in FlowHunt's API. A turn is done once an answer came, no tool call is open
+and nothing new arrived for a settle window; a failure, a question for a person or a closed session end it
+at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from flow_mcp.flowhunt.events import failure_text, text_of
+from flow_mcp.flowhunt.wire import RawEvent
+
+MAX_LATENCY_CREDIT_MS = 500
+MAX_ID_CHARS = 64  # longer event ids and tool names ride in the cursor cut or as a digest
+
+TurnStatus = Literal["running", "completed", "failed", "waiting_for_input", "session_closed"]
+
+WAITING_ACTIONS = frozenset(
+    {"hook_waiting_for_input", "hitl_approval_requested", "integration_missing", "file_access_required"}
+)
+
+
+class WaitingFor(BaseModel):
+    """What a turn is waiting for when its status is waiting_for_input."""
+
+    kind: str = Field(description="The FlowHunt action_type that asked for input.")
+    prompt: str | None = None
+    hook_id: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnProgress:
+    """The facts about a turn that its status is derived from."""
+
+    answered: bool = False
+    open_tools: tuple[str, ...] = ()
+    outcome: TurnStatus | None = None  # a latched end: completed, failed, waiting_for_input, session_closed
+    error: str | None = None
+    waiting_for: WaitingFor | None = None
+    last_event_ms: int | None = None  # local wall-clock time the last new event was received
+
+
+def advance(progress: TurnProgress, events: Sequence[RawEvent], now_ms: int) -> TurnProgress:
+    """Fold newly delivered events (oldest first) into the turn's progress."""
+    for event in events:
+        progress = _fold(progress, event)
+    if events:
+        # The settle window runs from when the last event happened, not from when a poll happened to see it:
+        # FlowHunt's timestamp, trusted up to MAX_LATENCY_CREDIT_MS back (its clock is not ours).
+        happened = min(now_ms, max(event.created_at_timestamp for event in events))
+        progress = replace(progress, last_event_ms=max(happened, now_ms - MAX_LATENCY_CREDIT_MS))
+    return progress
+
+
+def _fold(progress: TurnProgress, event: RawEvent) -> TurnProgress:
+    kind, meta = event.action_type, event.meta
+    if event.event_type == "human" and kind == "message":
+        return TurnProgress()  # a person's message starts a new turn
+    if kind == "session_closed":
+        return replace(progress, outcome="session_closed", error=text_of(meta, "message") or "The session was closed.")
+    if progress.outcome is not None:
+        return progress  # an ended turn stays ended; late events are still delivered
+    if kind == "failed":
+        return replace(progress, outcome="failed", error=failure_text(event))
+    if kind in WAITING_ACTIONS:
+        return replace(progress, outcome="waiting_for_input", waiting_for=waiting_for(event))
+    if kind == "v3_tool_call_start":
+        return replace(progress, open_tools=(*progress.open_tools, _tool_key(meta)))
+    if kind == "v3_tool_call_end":
+        return replace(progress, open_tools=_close_tool(progress.open_tools, _tool_key(meta)))
+    if kind == "message" and event.event_type == "ai":
+        return replace(progress, answered=True)
+    return progress
+
+
+def _tool_key(meta: dict[str, Any]) -> str:
+    # Cut to what a cursor carries, so a start read in one call matches its end read in the next.
+    return (text_of(meta, "tool_name") or "tool")[:MAX_ID_CHARS]
+
+
+def _close_tool(open_tools: tuple[str, ...], name: str) -> tuple[str, ...]:
+    if name in open_tools:
+        index = open_tools.index(name)
+        return open_tools[:index] + open_tools[index + 1 :]
+    return open_tools[1:] if name == "tool" else open_tools
+
+
+def status_of(progress: TurnProgress, now_ms: int, settle_ms: int) -> TurnStatus:
+    """The turn's status now: completed needs an answer, no open tool call and a quiet settle window."""
+    if progress.outcome is not None:
+        return progress.outcome
+    if progress.answered and not progress.open_tools:
+        quiet_since = progress.last_event_ms if progress.last_event_ms is not None else now_ms
+        if now_ms - quiet_since >= settle_ms:
+            return "completed"
+    return "running"
+
+
+def settles_at(progress: TurnProgress, settle_ms: int) -> int | None:
+    """Local time (ms) at which the turn completes if nothing new arrives, or None if it cannot yet."""
+    if progress.outcome is not None or not progress.answered or progress.open_tools:
+        return None
+    return (progress.last_event_ms or 0) + settle_ms
+
+
+def latch_completed(progress: TurnProgress, now_ms: int, settle_ms: int) -> TurnProgress:
+    """Record a completion once seen, so that the status never goes back to running."""
+    if progress.outcome is None and status_of(progress, now_ms, settle_ms) == "completed":
+        return replace(progress, outcome="completed")
+    return progress
+
+
+def waiting_for(event: RawEvent) -> WaitingFor:
+    """What a waiting event asks of a person."""
+    meta = event.meta
+    prompt = (
+        text_of(meta, "prompt_message")
+        or text_of(meta, "message")
+        or text_of(meta, "tool_description")
+        or (f"Approve running {text_of(meta, 'tool_name')}" if text_of(meta, "tool_name") else None)
+    )
+    return WaitingFor(
+        kind=event.action_type,
+        prompt=prompt,
+        hook_id=text_of(meta, "hook_id"),
+        link=text_of(meta, "integration_url") or text_of(meta, "link") or text_of(meta, "url"),
+    )

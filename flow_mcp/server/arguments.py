@@ -1,0 +1,96 @@
+"""The tools' arguments: their schema (type, description, limits) and the checks that turn a bad value into an
+error saying what to send instead of a schema error."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import Field
+
+from flow_mcp.errors import InvalidArgumentError
+from flow_mcp.flowhunt.wire import AI_MODELS
+from flow_mcp.server.callers import HANDLE_PATTERN
+
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_POLL_WAIT_SECONDS = 45.0
+MAX_ASK_TIMEOUT_SECONDS = 600.0
+
+SessionIdArg = Annotated[
+    str,
+    Field(
+        description="A FlowHunt session id from create_session or ask.",
+        json_schema_extra={"pattern": HANDLE_PATTERN.pattern},
+    ),
+]
+OptionalSessionIdArg = Annotated[
+    str | None,
+    Field(
+        description="Continue this session (from a previous ask); omit to start a new conversation.",
+        json_schema_extra={"pattern": HANDLE_PATTERN.pattern},
+    ),
+]
+MessageArg = Annotated[
+    str, Field(description="Your message to the Flow Assistant, e.g. 'Build a flow that answers FAQ from my docs'.")
+]
+AiModelArg = Annotated[
+    str | None,
+    Field(
+        description="Model the assistant uses; omit for FlowHunt's default.",
+        json_schema_extra={"enum": [*AI_MODELS, None]},
+    ),
+]
+ContextFlowArg = Annotated[
+    str | None, Field(description="Id of an existing FlowHunt flow for the assistant to work on, if any.")
+]
+WelcomeArg = Annotated[bool, Field(description="Ask the assistant to post a welcome message first.")]
+CursorArg = Annotated[
+    str,
+    Field(description="The cursor from invoke, ask or the previous poll_events (or a FlowHunt timestamp)."),
+]
+WaitSecondsArg = Annotated[
+    float,
+    Field(description="Wait up to this long (0-45 s) for new events instead of returning at once."),
+]
+TimeoutSecondsArg = Annotated[
+    float | None,
+    Field(description="Return after this many seconds even if the turn is still running (default 50)."),
+]
+
+
+def check_message(message: str) -> str:
+    """A message FlowHunt can take: not blank, at most 64 KiB of UTF-8."""
+    if not message.strip():
+        raise InvalidArgumentError("message is empty: write what you want the Flow Assistant to do.")
+    try:
+        size = len(message.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgumentError("message contains invalid Unicode (lone surrogates): send plain text.") from None
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidArgumentError(
+            f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} (64 KiB). Shorten it or split it over turns."
+        )
+    return message
+
+
+def check_ai_model(ai_model: str | None) -> str | None:
+    """One of FlowHunt's model names (matched ignoring case and spacing), or None for the default."""
+    if ai_model is None:
+        return None
+    wanted = _squash(ai_model)
+    for name in AI_MODELS:
+        if _squash(name) == wanted:
+            return name
+    choices = ", ".join(f"'{name}'" for name in AI_MODELS)
+    raise InvalidArgumentError(f"Unknown ai_model. Use one of {choices}, or omit it for FlowHunt's default.")
+
+
+def check_seconds(name: str, value: float, *, low: float, high: float) -> float:
+    """A finite number of seconds within [low, high]."""
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidArgumentError(f"{name} must be a number of seconds from {low:g} to {high:g}.")
+    return float(value)
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split()).lower()

@@ -1,0 +1,213 @@
+"""Who is calling a tool: which FlowHunt client serves them, and what their session ids look like.
+
+On stdio there is one user: one FlowHuntClient with the server's key, and session ids are FlowHunt's own.
+Over HTTP many clients share the server: session ids become handles bound to the caller's identity
+(``SessionHandles``), and with ``key_from_client`` every caller brings their own FlowHunt key (``ClientPool``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+from flow_mcp.config import Settings
+from flow_mcp.errors import ConfigurationError, InvalidArgumentError, NotFoundError
+from flow_mcp.flowhunt.client import MISSING_KEY_HELP, FlowHuntClient, validate_session_id
+
+ANONYMOUS = "anonymous"
+"""The identity of callers on a server without authentication."""
+
+
+@dataclass(frozen=True)
+class HttpAccess:
+    """How an HTTP server tells its callers apart."""
+
+    key_from_client: bool = False
+    """Each MCP client sends its own FlowHunt key (``key_header``); the server holds none."""
+    key_header: str = "X-FlowHunt-Api-Key"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The FlowHunt client serving one tool call, and the caller's view of session ids."""
+
+    client: FlowHuntClient
+    name: str
+    handles: SessionHandles | None = None
+
+    def session(self, given: str) -> str:
+        """The FlowHunt session id behind what the caller passed (a handle over HTTP)."""
+        return validate_session_id(given) if self.handles is None else self.handles.open(given)
+
+    def public(self, session_id: str) -> str:
+        """What the caller sees as the session id."""
+        return session_id if self.handles is None else self.handles.seal(session_id)
+
+
+class Access:
+    """Hands out Callers; owns the FlowHunt clients and closes them."""
+
+    def __init__(
+        self, settings: Settings, factory: Callable[[Settings], FlowHuntClient], http: HttpAccess | None = None
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._pool = ClientPool(settings, factory) if http and http.key_from_client else None
+        self._shared = None if self._pool else factory(settings)
+
+    async def __aenter__(self) -> Access:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._shared is not None:
+            await self._shared.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    @property
+    def key_header(self) -> str | None:
+        """The header that carries each caller's FlowHunt key, when callers bring their own."""
+        return self._http.key_header if self._http and self._http.key_from_client else None
+
+    @asynccontextmanager
+    async def caller(self, name: str | None = None, api_key: str | None = None) -> AsyncIterator[Caller]:
+        """The Caller for an authenticated client ``name`` (None: no authentication) sending ``api_key``."""
+        name = name or ANONYMOUS
+        if self._http is None:
+            assert self._shared is not None  # stdio always has the shared client
+            yield Caller(self._shared, name)
+            return
+        async with AsyncExitStack() as stack:
+            if self._pool is not None:
+                if not api_key:
+                    raise ConfigurationError(
+                        f"This server uses each client's own FlowHunt API key: send it in the "
+                        f"{self._http.key_header} header (in your MCP host's config for this server)."
+                    )
+                client = await stack.enter_async_context(self._pool.lease(api_key))
+                # Two people behind one bearer token but with different FlowHunt keys still get apart sessions.
+                identity = f"{name}\0{hashlib.sha256(api_key.encode()).hexdigest()}"
+                secret = self._settings.secret.get_secret_value() if self._settings.secret else api_key
+            else:
+                assert self._shared is not None
+                client, identity = self._shared, name
+                secret = self._server_secret()
+            yield Caller(client, name, SessionHandles(handle_key(secret), identity))
+
+    def _server_secret(self) -> str:
+        # Without FLOW_MCP_SECRET the server's FlowHunt key signs handles: it is secret, the same on every
+        # replica and across restarts, which is all a handle key needs.
+        if self._settings.secret is not None:
+            return self._settings.secret.get_secret_value()
+        if self._settings.api_key is None:
+            raise ConfigurationError(MISSING_KEY_HELP)
+        return self._settings.api_key.get_secret_value()
+
+
+# -- session handles --------------------------------------------------------------------------------
+_TAG_BYTES = 16  # 128 bits: guessing a tag is out of reach
+_HANDLE = re.compile(r"(?P<session>[A-Za-z0-9_-]{1,128})\.(?P<tag>[A-Za-z0-9_-]{22})")
+_DOMAIN = b"flow-mcp session handle v1\0"
+HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}(\.[A-Za-z0-9_-]{22})?$")  # used with fullmatch
+"""What tools accept as a session id: a FlowHunt id (stdio, as client.SESSION_ID_PATTERN) or a handle (HTTP)."""
+
+
+def handle_key(secret: str) -> bytes:
+    """The HMAC key for handles, from FLOW_MCP_SECRET or, without it, from a FlowHunt API key."""
+    return hashlib.sha256(_DOMAIN + secret.encode()).digest()
+
+
+class SessionHandles:
+    """Seals and opens the session handles of one client identity."""
+
+    def __init__(self, key: bytes, identity: str) -> None:
+        self._key = key
+        self._identity = identity.encode()
+
+    def seal(self, session_id: str) -> str:
+        """The handle this identity uses for ``session_id``."""
+        return f"{session_id}.{self._tag(session_id)}"
+
+    def open(self, handle: str) -> str:
+        """The session id inside ``handle``, if it was sealed for this identity.
+
+        A handle of another identity, a forged one and a bare FlowHunt id all get the same NotFoundError as a
+        session FlowHunt does not know: a caller learns nothing about sessions that are not theirs.
+        """
+        if not isinstance(handle, str) or not HANDLE_PATTERN.fullmatch(handle):
+            raise InvalidArgumentError(
+                "Malformed session_id: pass the session_id exactly as create_session or ask returned it."
+            )
+        match = _HANDLE.fullmatch(handle)
+        if match is None or not hmac.compare_digest(match["tag"], self._tag(match["session"])):
+            raise NotFoundError(404, "no such session")
+        return match["session"]
+
+    def _tag(self, session_id: str) -> str:
+        digest = hmac.new(self._key, self._identity + b"\0" + session_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:_TAG_BYTES]).decode().rstrip("=")
+
+
+# -- one FlowHunt client per key --------------------------------------------------------------------------------
+IDLE_SECONDS = 600.0
+MAX_IDLE_CLIENTS = 256
+
+
+@dataclass
+class _Entry:
+    client: FlowHuntClient
+    users: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class ClientPool:
+    """One FlowHuntClient per API key, leased for the length of a tool call."""
+
+    def __init__(self, settings: Settings, factory: Callable[[Settings], FlowHuntClient]) -> None:
+        self._settings = settings
+        self._factory = factory
+        self._entries: dict[str, _Entry] = {}  # by the key's SHA-256: the dict never holds a key as such
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @asynccontextmanager
+    async def lease(self, api_key: str) -> AsyncIterator[FlowHuntClient]:
+        """The client for ``api_key``, kept open while the block runs."""
+        await self._close_idle()
+        fingerprint = hashlib.sha256(api_key.encode()).hexdigest()
+        entry = self._entries.get(fingerprint)
+        if entry is None:
+            # The server's own workspace id belongs to the server's key, not to this one: discover it per key.
+            own = self._settings.model_copy(update={"api_key": SecretStr(api_key), "workspace_id": None})
+            entry = self._entries[fingerprint] = _Entry(self._factory(own))
+        entry.users += 1
+        try:
+            yield entry.client
+        finally:
+            entry.users -= 1
+            entry.last_used = time.monotonic()
+
+    async def aclose(self) -> None:
+        entries, self._entries = list(self._entries.values()), {}
+        for entry in entries:
+            await entry.client.aclose()
+
+    async def _close_idle(self) -> None:
+        now = time.monotonic()
+        idle = sorted(
+            ((entry.last_used, fingerprint) for fingerprint, entry in self._entries.items() if not entry.users),
+            reverse=True,
+        )
+        # Keep the most recently used idle clients (their pools are warm), up to a bound and an age.
+        for rank, (last_used, fingerprint) in enumerate(idle):
+            if rank >= MAX_IDLE_CLIENTS or now - last_used > IDLE_SECONDS:
+                await self._entries.pop(fingerprint).client.aclose()

@@ -1,0 +1,298 @@
+"""Following turns for the tools: ask's whole turn, the one-turn-per-session rule, progress notifications, and
+a graceful stop that cuts following short without losing or doubling an event. No MCP here: progress goes to a
+``Report`` callable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import structlog
+
+from flow_mcp.config import Settings
+from flow_mcp.errors import TurnInProgressError
+from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
+from flow_mcp.flowhunt.digest import TurnDigest
+from flow_mcp.flowhunt.events import summarize
+from flow_mcp.flowhunt.follow import OnEvents, Until, follow, now_ms
+from flow_mcp.flowhunt.send import send_message
+from flow_mcp.flowhunt.turn import settles_at, status_of
+from flow_mcp.flowhunt.wire import RawEvent
+from flow_mcp.server.callers import Caller
+from flow_mcp.server.results import AskResult, continue_hint
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Hint:
+    """What a failing tool knows so far, so that its error text can say how to resume."""
+
+    session_id: str | None = None
+    cursor: str | None = None
+    invoking: bool = False  # a failure now may come after FlowHunt took the message in
+    key_header: str | None = None  # the caller brought its own FlowHunt key in this header
+
+
+@dataclass
+class TurnRunner:
+    """Runs and follows turns for the tools of one server; owns the one-turn-per-session bookkeeping."""
+
+    settings: Settings
+    drain: Drain = field(default_factory=lambda: Drain())
+    book: TurnBook = field(default_factory=lambda: TurnBook())
+
+    @asynccontextmanager
+    async def one_turn(
+        self, caller: Caller, sid: str, *, continuing: bool
+    ) -> AsyncIterator[Callable[[str | None], None]]:
+        """Hold ``sid`` for one turn; refuse if another is still running in it.
+
+        A new message while the last turn is still worked on would interleave the two. The block gets a
+        function to record how it left the turn: its cursor if still running, else None.
+        """
+        if continuing:
+            await self._refuse_if_running(caller, sid)
+        with self.book.following(sid):
+            yield lambda running_cursor: self.book.finished(sid, running_cursor)
+
+    async def _refuse_if_running(self, caller: Caller, sid: str) -> None:
+        if self.book.is_followed(sid):
+            raise TurnInProgressError(
+                f"Another ask is still following a turn in session {caller.public(sid)}. Wait for it to return, "
+                "then ask again."
+            )
+        cursor = self.book.unfinished(sid)
+        if cursor is None:
+            return
+        # The last ask returned "running": one poll tells whether that turn has ended since.
+        end = await follow(
+            caller.client, sid, decode_cursor(cursor), settings=self.settings, deadline=0, until="new_events"
+        )
+        # An answer with no tool call open counts as the end here: the settle window only guards against more.
+        settle_ms = self.settings.settle_ms
+        if status_of(end.progress, now_ms(), settle_ms) == "running" and settles_at(end.progress, settle_ms) is None:
+            raise TurnInProgressError(
+                f"The previous turn in session {caller.public(sid)} is still running. Follow it to its end with "
+                f"{continue_hint(caller.public(sid), cursor)}, then ask again."
+            )
+        self.book.finished(sid, None)
+
+    async def ask(
+        self,
+        caller: Caller,
+        sid: str,
+        message: str,
+        model: str | None,
+        *,
+        deadline: float,
+        report: Report,
+        hint: Hint,
+        new_session: bool,
+    ) -> AskResult:
+        """Send ``message`` and follow the turn until it ends or ``deadline``, reporting each event as progress."""
+        settle_ms = self.settings.settle_ms
+        progress = Progress(report)
+        digest = TurnDigest()
+
+        async def on_events(events: Sequence[RawEvent], cursor: Cursor) -> None:
+            hint.cursor = cursor.encode()
+            progress.cursor = cursor
+            for event in events:
+                digest.add(event)
+                await progress.event(event)
+
+        hint.invoking = True
+        sent = await send_message(caller.client, sid, message, model, settle_ms=settle_ms, new_session=new_session)
+        cursor = sent.cursor
+        hint.invoking = False
+        await progress.send("Message sent; the assistant is working")
+        if sent.events:
+            await on_events(sent.events, cursor)
+        hint.cursor, progress.cursor = cursor.encode(), cursor
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(progress.heartbeats, self.settings.heartbeat_seconds)
+            cursor = await self.follow(caller, sid, cursor, deadline=deadline, until="turn_end", on_events=on_events)
+            tasks.cancel_scope.cancel()
+        turn = cursor.progress
+        return AskResult(
+            session_id=caller.public(sid),
+            message_id=sent.message_id,
+            status=status_of(turn, now_ms(), settle_ms),
+            answer=digest.messages[-1] if digest.messages else None,
+            messages=digest.messages,
+            tool_calls=digest.tool_calls,
+            actions=digest.actions,
+            credits=round(digest.credits, 6),
+            events_count=digest.events_count,
+            cursor=cursor.encode(),
+            waiting_for=turn.waiting_for,
+            error=turn.error,
+        )
+
+    async def follow(
+        self,
+        caller: Caller,
+        sid: str,
+        cursor: Cursor,
+        *,
+        deadline: float,
+        until: Until,
+        on_events: OnEvents,
+        max_events: int | None = None,
+    ) -> Cursor:
+        """follow(), cut short when a stopping server's grace period ends: then the cursor so far comes back."""
+        reached = cursor
+
+        async def take(events: Sequence[RawEvent], at: Cursor) -> None:
+            nonlocal reached
+            # A batch is handed on whole, with the cursor after it, or not at all: nothing lost, nothing doubled.
+            with anyio.CancelScope(shield=True):
+                await on_events(events, at)
+                reached = at
+
+        with self.drain.guard():
+            return await follow(
+                caller.client,
+                sid,
+                cursor,
+                settings=self.settings,
+                deadline=deadline,
+                until=until,
+                on_events=take,
+                max_events=max_events,
+            )
+        return reached
+
+
+# -- progress notifications ----------------------------------------------------------------------------------
+
+Report = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+class Progress:
+    """Sends numbered progress messages; the count only grows, as MCP requires."""
+
+    def __init__(self, report: Report) -> None:
+        self._report = report
+        self._sent = 0
+        self._started = time.monotonic()
+        self._last = self._started
+        self.cursor: Cursor | None = None
+
+    async def event(self, event: RawEvent) -> None:
+        await self.send(summarize(event))
+
+    async def send(self, message: str) -> None:
+        self._sent += 1
+        self._last = time.monotonic()
+        try:
+            await self._report(self._sent, None, message)
+        except Exception as error:  # a client that went away must not end the turn's bookkeeping
+            log.debug("progress_not_sent", error_type=type(error).__name__)
+
+    async def heartbeats(self, every: float) -> None:
+        """Run until cancelled: a message whenever nothing was sent for ``every`` seconds."""
+        while True:
+            await anyio.sleep(max(self._last + every - time.monotonic(), 0.05))
+            if time.monotonic() - self._last >= every:
+                await self.send(self._still_working())
+
+    def _still_working(self) -> str:
+        elapsed = int(time.monotonic() - self._started)
+        open_tools = self.cursor.progress.open_tools if self.cursor else ()
+        if open_tools:
+            return f"Still working ({elapsed} s): running {', '.join(open_tools)}"
+        return f"Still working ({elapsed} s)"
+
+
+# -- which sessions have a turn followed or left running -----------------------------------------------------
+
+_MAX_REMEMBERED = 1000  # unfinished turns remembered; the oldest are forgotten first
+
+
+class TurnBook:
+    """In-process bookkeeping; a restart forgets it, which at worst lets one overlapping turn through."""
+
+    def __init__(self) -> None:
+        self._followed: dict[str, int] = {}
+        self._unfinished: OrderedDict[str, str] = OrderedDict()
+
+    @contextmanager
+    def following(self, session_id: str) -> Iterator[None]:
+        """Mark the session as followed by an ask for the duration of the block."""
+        self._followed[session_id] = self._followed.get(session_id, 0) + 1
+        try:
+            yield
+        finally:
+            self._followed[session_id] -= 1
+            if not self._followed[session_id]:
+                del self._followed[session_id]
+
+    def is_followed(self, session_id: str) -> bool:
+        return session_id in self._followed
+
+    def finished(self, session_id: str, running_cursor: str | None) -> None:
+        """Record how an ask left its turn: still running (with the cursor to follow it) or ended."""
+        self._unfinished.pop(session_id, None)
+        if running_cursor is not None:
+            self._unfinished[session_id] = running_cursor
+            while len(self._unfinished) > _MAX_REMEMBERED:
+                self._unfinished.popitem(last=False)
+
+    def unfinished(self, session_id: str) -> str | None:
+        """The cursor of the session's turn that an ask left running, if any."""
+        return self._unfinished.get(session_id)
+
+
+# -- graceful stop -------------------------------------------------------------------------------------------
+
+
+class Drain:
+    """The server's shutdown state, shared by every tool call.
+
+    After SIGTERM, running tool calls get a grace period. Following a turn happens inside ``guard()``; when the
+    grace period ends, the guarded blocks are cancelled and the tools return the turn so far with status
+    "running" and a cursor, so the client goes on with ``poll_events`` on another replica instead of losing a
+    dropped connection.
+    """
+
+    def __init__(self, grace_seconds: float = 30.0) -> None:
+        self.grace_seconds = grace_seconds
+        self.expired = False
+        self._began: anyio.Event | None = None
+        self._scopes: set[anyio.CancelScope] = set()
+
+    @property
+    def began(self) -> anyio.Event:
+        """Set once the server was told to stop. Created on first use, inside the event loop."""
+        if self._began is None:
+            self._began = anyio.Event()
+        return self._began
+
+    def begin(self) -> None:
+        """The server was told to stop (call it from the event loop's thread)."""
+        self.began.set()
+
+    def expire(self) -> None:
+        """The grace period is over: cut every guarded block short."""
+        self.expired = True
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    @contextmanager
+    def guard(self) -> Iterator[anyio.CancelScope]:
+        """A block that the end of the grace period cancels; check ``cancelled_caught`` afterwards."""
+        with anyio.CancelScope() as scope:
+            if self.expired:
+                scope.cancel()
+            self._scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._scopes.discard(scope)

@@ -1,0 +1,270 @@
+"""The four tools, each thin: check the arguments, call the flowhunt layer or the turn runner, shape the result.
+
+Tool docstrings are written for the model that calls them: what the tool does, when to use it, what to call next.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import anyio
+import structlog
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel
+
+from flow_mcp.config import Settings
+from flow_mcp.errors import FlowMCPError, InvalidArgumentError
+from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
+from flow_mcp.flowhunt.events import is_answer, normalize, text_of
+from flow_mcp.flowhunt.follow import now_ms
+from flow_mcp.flowhunt.send import send_message
+from flow_mcp.flowhunt.turn import status_of
+from flow_mcp.flowhunt.wire import RawEvent
+from flow_mcp.server import results
+from flow_mcp.server.arguments import (
+    MAX_ASK_TIMEOUT_SECONDS,
+    MAX_POLL_WAIT_SECONDS,
+    AiModelArg,
+    ContextFlowArg,
+    CursorArg,
+    MessageArg,
+    OptionalSessionIdArg,
+    SessionIdArg,
+    TimeoutSecondsArg,
+    WaitSecondsArg,
+    WelcomeArg,
+    check_ai_model,
+    check_message,
+    check_seconds,
+)
+from flow_mcp.server.callers import Access, Caller
+from flow_mcp.server.results import AskResult, CreateSessionResult, InvokeResult, PollResult, describe
+from flow_mcp.server.runner import Hint, TurnRunner
+
+log = structlog.get_logger()
+
+
+@dataclass
+class AppState:
+    """What the server holds for its lifetime, shared by every tool call."""
+
+    settings: Settings
+    access: Access
+    runner: TurnRunner
+
+
+async def create_session(
+    ctx: Context[AppState], context_flow_id: ContextFlowArg = None, start_with_welcome_message: WelcomeArg = False
+) -> Annotated[CallToolResult, CreateSessionResult]:
+    """Start a new conversation with FlowHunt's Flow Assistant and return its session_id.
+
+    Usually not needed: `ask` creates a session by itself. Use it to drive turns step by step with
+    `invoke` and `poll_events`.
+    """
+    async with _calling(ctx, "create_session", Hint()) as caller:
+        created = await caller.client.create_session(context_flow_id, start_with_welcome_message)
+        result = CreateSessionResult(
+            session_id=caller.public(created.session_id),
+            created_at=created.created_at,
+            workspace_id=await caller.client.workspace_id(),
+        )
+        return _result(result, results.create_session_text(result))
+
+
+async def invoke(
+    ctx: Context[AppState], session_id: SessionIdArg, message: MessageArg, ai_model: AiModelArg = None
+) -> Annotated[CallToolResult, InvokeResult]:
+    """Send a message to the assistant in a session and return at once with a cursor.
+
+    The assistant then works in the background: call `poll_events(session_id, cursor, wait_seconds=30)`
+    until its status is no longer "running". Prefer `ask`, which does all of this in one call.
+    """
+    settings = _state(ctx).settings
+    async with _calling(ctx, "invoke", Hint(session_id=session_id, invoking=True)) as caller:
+        sid, text, model = caller.session(session_id), check_message(message), check_ai_model(ai_model)
+        sent = await send_message(caller.client, sid, text, model, settle_ms=settings.settle_ms, new_session=False)
+        result = InvokeResult(
+            session_id=caller.public(sid),
+            message_id=sent.message_id,
+            created_at=sent.created_at,
+            cursor=sent.cursor.encode(),
+            events=[normalize(event) for event in sent.events],
+        )
+        return _result(result, results.invoke_text(result))
+
+
+async def poll_events(
+    ctx: Context[AppState], session_id: SessionIdArg, cursor: CursorArg, wait_seconds: WaitSecondsArg = 0
+) -> Annotated[CallToolResult, PollResult]:
+    """Fetch the events of a session newer than `cursor`, each exactly once, with the turn's status.
+
+    Pass the returned cursor to the next call. With wait_seconds > 0 it waits until at least one new event
+    arrives, the turn ends, or the wait is over, so you can follow a turn without calling in a tight loop.
+    """
+    state = _state(ctx)
+    async with _calling(ctx, "poll_events", Hint(session_id=session_id)) as caller:
+        sid = caller.session(session_id)
+        wait = check_seconds("wait_seconds", wait_seconds, low=0, high=MAX_POLL_WAIT_SECONDS)
+        collected: list[RawEvent] = []
+
+        async def keep(events: Sequence[RawEvent], _: Cursor) -> None:
+            collected.extend(events)
+
+        limit = state.settings.max_events_per_poll
+        end = await state.runner.follow(
+            caller,
+            sid,
+            decode_cursor(cursor),
+            deadline=time.monotonic() + wait,
+            until="new_events",
+            on_events=keep,
+            max_events=limit,
+        )
+        result = _poll_result(caller.public(sid), collected, end, more=len(collected) >= limit, settings=state.settings)
+        return _result(result, results.poll_text(result))
+
+
+async def ask(
+    ctx: Context[AppState],
+    message: MessageArg,
+    session_id: OptionalSessionIdArg = None,
+    context_flow_id: ContextFlowArg = None,
+    ai_model: AiModelArg = None,
+    timeout_seconds: TimeoutSecondsArg = None,
+) -> Annotated[CallToolResult, AskResult]:
+    """Ask FlowHunt's Flow Assistant something and get its answer: one call for a whole turn.
+
+    Creates a session unless `session_id` is given, sends the message, follows the assistant while it
+    works (streaming progress) and returns the answer, the tools it used and the flow edits it made.
+    If the turn is not done in time it returns status "running" with a cursor: then call
+    `poll_events(session_id, cursor, wait_seconds=30)` until the status is no longer "running".
+    """
+    state = _state(ctx)
+    started = time.monotonic()
+    hint = Hint(session_id=session_id)
+    async with _calling(ctx, "ask", hint) as caller:
+        text, model = check_message(message), check_ai_model(ai_model)
+        budget = (
+            state.settings.ask_timeout
+            if timeout_seconds is None
+            else check_seconds("timeout_seconds", timeout_seconds, low=1, high=MAX_ASK_TIMEOUT_SECONDS)
+        )
+        if session_id is not None and context_flow_id is not None:
+            raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
+        continuing = session_id is not None
+        if session_id is not None:
+            sid = caller.session(session_id)
+        else:
+            sid = (await caller.client.create_session(context_flow_id)).session_id
+        hint.session_id = caller.public(sid)
+        async with state.runner.one_turn(caller, sid, continuing=continuing) as record:
+            result = await state.runner.ask(
+                caller,
+                sid,
+                text,
+                model,
+                deadline=started + budget,
+                report=ctx.report_progress,
+                hint=hint,
+                new_session=not continuing,
+            )
+            record(result.cursor if result.status == "running" else None)
+        return _result(result, results.ask_text(result))
+
+
+TOOLS: dict[Callable[..., Awaitable[CallToolResult]], ToolAnnotations] = {
+    create_session: ToolAnnotations(title="Create a Flow Assistant session", open_world_hint=True),
+    invoke: ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True),
+    poll_events: ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True),
+    ask: ToolAnnotations(title="Ask the Flow Assistant", open_world_hint=True),
+}
+"""Every tool, in the order hosts list them, with its annotations."""
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _poll_result(public_id: str, events: list[RawEvent], end: Cursor, *, more: bool, settings: Settings) -> PollResult:
+    progress = end.progress
+    answers = [text_of(event.meta, "message") for event in events if is_answer(event)]
+    return PollResult(
+        session_id=public_id,
+        events=[normalize(event) for event in events],
+        cursor=end.encode(),
+        status=status_of(progress, now_ms(), settings.settle_ms),
+        more=more,
+        answer=next((a for a in reversed(answers) if a), None),
+        waiting_for=progress.waiting_for,
+        error=progress.error,
+    )
+
+
+def _state(ctx: Context[AppState]) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+def caller_of(ctx: Context[AppState]) -> AbstractAsyncContextManager[Caller]:
+    """Who calls: over HTTP, the client the bearer token names, with the FlowHunt key it sent if it brings one."""
+    access = _state(ctx).access
+    token = get_access_token()
+    key_header = access.key_header
+    api_key = (ctx.headers or {}).get(key_header) if key_header else None
+    return access.caller(token.client_id if token else None, api_key)
+
+
+@asynccontextmanager
+async def _calling(ctx: Context[AppState], tool: str, hint: Hint) -> AsyncIterator[Caller]:
+    """A tool call's frame: its caller, and every failure turned into a tool error that says what to do."""
+    hint.key_header = _state(ctx).access.key_header
+    with _tool_errors(tool, hint):
+        async with caller_of(ctx) as caller:
+            with structlog.contextvars.bound_contextvars(client=caller.name):
+                yield caller
+
+
+def _result(result: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json")
+    )
+
+
+@contextmanager
+def _tool_errors(tool: str, hint: Hint) -> Iterator[None]:
+    """Turn every failure into a tool error whose text says what to do; never a traceback or a secret."""
+    try:
+        yield
+    except BaseException as raised:
+        error = _leaf(raised)
+        if not isinstance(error, Exception):
+            raise  # cancellation and interpreter exits pass through untouched
+        if isinstance(error, FlowMCPError):
+            log.info("tool_failed", tool=tool, error_type=type(error).__name__)
+            text = describe(
+                error,
+                session_id=hint.session_id,
+                cursor=hint.cursor,
+                invoking=hint.invoking,
+                key_header=hint.key_header,
+            )
+            raise ToolError(text) from None
+        log.error("tool_crashed", tool=tool, error_type=type(error).__name__, exc_info=error)
+        raise ToolError(
+            f"flow_mcp hit an internal error in {tool} ({type(error).__name__}); the server keeps running and the "
+            "details are in its log. Retry, or report it with that log."
+        ) from None
+
+
+def _leaf(error: BaseException) -> BaseException:
+    # A task group wraps a failure in an exception group; the first real failure is what matters.
+    while isinstance(error, BaseExceptionGroup):
+        error = next(
+            (e for e in error.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())), error.exceptions[0]
+        )
+    return error
