@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -190,6 +191,19 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How the HTTP server listens and whom it lets in (the ``serve --transport http`` flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    path: str = "/mcp"
+    stateless: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    key_from_client: bool = False
 
 
 HTTP_ONLY: frozenset[str] = frozenset({"token", "tokens_file", "secret", "shutdown_grace"})

@@ -6,6 +6,7 @@ Every failure of a FlowHunt call is translated once, in ``client.py``, into one 
     ├── InvalidArgumentError        bad input from a tool caller (session id, cursor, message, ...)
     ├── TurnInProgressError         a new message for a session whose last turn is still running
     ├── ConfigurationError          something the user must set (API key, workspace)
+    │   └── MissingKeyError         no FlowHunt API key at all
     └── FlowHuntError               anything that went wrong talking to FlowHunt
         ├── NotDeliveredError       invoke failed and the message is not in the session (safe to resend)
         ├── TransportError          no usable HTTP response (connect, timeout, reset)
@@ -41,6 +42,10 @@ class TurnInProgressError(FlowMCPError):
 
 class ConfigurationError(FlowMCPError):
     """A setting the user must provide or fix."""
+
+
+class MissingKeyError(ConfigurationError):
+    """No FlowHunt API key was given; its text says where to give one."""
 
 
 class FlowHuntError(FlowMCPError):

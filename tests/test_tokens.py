@@ -90,7 +90,8 @@ def test_every_session_id_round_trips_through_its_handle(session_id: str, identi
 
 
 def test_transport_security_admits_loopback_the_bound_address_and_allowed_names() -> None:
-    from flow_mcp.server.http import HttpOptions, is_loopback, transport_security
+    from flow_mcp.config import HttpOptions
+    from flow_mcp.server.http import is_loopback, transport_security
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("mcp.example.com")  # noqa: S104

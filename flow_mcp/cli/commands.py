@@ -7,7 +7,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import anyio
 import pydantic
@@ -17,46 +17,14 @@ from pydantic import SecretStr
 from flow_mcp._version import __version__
 from flow_mcp.cli.hostconfig import HOSTS
 from flow_mcp.cli.logs import configure_logging
-from flow_mcp.config import ENV_VARS, Settings
+from flow_mcp.config import ENV_VARS, HttpOptions, Settings
 
 log = structlog.get_logger()
 
-# Flag -> Settings field. Every setting has a flag; the flag wins over the environment.
-SETTING_FLAGS: dict[str, str] = {
-    "--api-key": "api_key",
-    "--workspace-id": "workspace_id",
-    "--base-url": "base_url",
-    "--auth-header": "auth_header",
-    "--timeout": "timeout",
-    "--ask-timeout": "ask_timeout",
-    "--settle-seconds": "settle_seconds",
-    "--heartbeat-seconds": "heartbeat_seconds",
-    "--poll-min-interval": "poll_min_interval",
-    "--poll-thinking-max-interval": "poll_thinking_max_interval",
-    "--poll-max-interval": "poll_max_interval",
-    "--poll-growth": "poll_growth",
-    "--max-events-per-poll": "max_events_per_poll",
-    "--max-rps": "max_rps",
-    "--max-retries": "max_retries",
-    "--retry-max-seconds": "retry_max_seconds",
-    "--token": "token",
-    "--tokens-file": "tokens_file",
-    "--secret": "secret",
-    "--shutdown-grace": "shutdown_grace",
-    "--log-level": "log_level",
-    "--log-format": "log_format",
-}
+# Flag -> Settings field: every setting has a flag, named after its field; the flag wins over the environment.
+SETTING_FLAGS: dict[str, str] = {f"--{name.replace('_', '-')}": name for name in Settings.model_fields}
 _COMMANDS = ("serve", "sandbox", "demo", "ask", "check", "config")
-_HTTP_DEFAULTS: dict[str, object] = {
-    "host": "127.0.0.1",
-    "port": 8000,
-    "path": "/mcp",
-    "stateless": False,
-    "no_auth": False,
-    "allowed_host": [],
-    "allowed_origin": [],
-    "flowhunt_key_from_client": False,
-}
+_HTTP = HttpOptions()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,9 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "--transport", choices=("stdio", "http"), default="stdio", help="stdio (one host launches it) or http"
     )
     http = serve.add_argument_group("HTTP transport (with --transport http)")
-    http.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    http.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
-    http.add_argument("--path", type=_path, default="/mcp", help="path of the MCP endpoint (default /mcp)")
+    http.add_argument("--host", default=_HTTP.host, help=f"interface to bind (default {_HTTP.host}: this machine only)")
+    http.add_argument("--port", type=_port, default=_HTTP.port, help=f"port (default {_HTTP.port}; 0 picks a free one)")
+    http.add_argument("--path", type=_path, default=_HTTP.path, help=f"path of the MCP endpoint (default {_HTTP.path})")
     http.add_argument(
         "--stateless", action="store_true", help="keep no connection state, so any replica serves any request"
     )
@@ -145,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="each MCP client sends its own FlowHunt API key in the X-FlowHunt-Api-Key header; the server keeps none",
     )
-    serve.set_defaults(run=_serve)
+    # What `serve` over stdio must refuse: any flag of the HTTP group set away from its default.
+    serve.set_defaults(run=_serve, http_flags=tuple(http._group_actions))
 
     sandbox = commands.add_parser("sandbox", help="run the FlowHunt simulator alone (for tests and trials)")
     sandbox.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -233,9 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
     _configure(settings)
     if args.transport == "http":
         return _serve_http(args, settings)
-    http_only = [
-        f"--{dest.replace('_', '-')}" for dest, default in _HTTP_DEFAULTS.items() if getattr(args, dest) != default
-    ]
+    http_only = [action.option_strings[0] for action in args.http_flags if getattr(args, action.dest) != action.default]
     if http_only:
         # Without this, `flow-mcp serve --port 8000` would quietly serve stdio and look hung.
         _fail(f"{', '.join(http_only)} only apply to --transport http")
@@ -261,7 +228,7 @@ def _warn_if_no_key(settings: Settings) -> None:
 
 def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
     from flow_mcp.errors import ConfigurationError
-    from flow_mcp.server.http import HttpOptions, TokenTable, is_loopback, serve_http
+    from flow_mcp.server.http import TokenTable, is_loopback, serve_http
 
     try:
         token = settings.token.get_secret_value() if settings.token else None
@@ -358,16 +325,11 @@ def _ask(args: argparse.Namespace) -> int:
 async def _ask_once(settings: Settings, message: str, session_id: str | None) -> int:
     from mcp import Client
 
+    from flow_mcp.cli.demo import ask_showing_progress
     from flow_mcp.server.app import build_server
 
-    async def show(progress: float, total: float | None, message: str | None) -> None:
-        sys.stderr.write(f"  … {message}\n")
-
-    arguments: dict[str, Any] = {"message": message}
-    if session_id:
-        arguments["session_id"] = session_id
     async with Client(build_server(settings)) as client:
-        result = await client.call_tool("ask", arguments, progress_callback=show)
+        result = await ask_showing_progress(client, message, session_id, sys.stderr.write)
     text = "\n".join(getattr(block, "text", "") for block in result.content)
     (sys.stderr if result.is_error else sys.stdout).write(text + "\n")
     if result.is_error:

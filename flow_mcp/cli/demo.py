@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from mcp_types import CallToolResult
 
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
 
@@ -18,9 +20,13 @@ FIRST_QUESTION = "Build a flow that answers customer questions from our help-cen
 FOLLOW_UP = "Add a step that hands the conversation to a human when the customer is angry."
 
 
-def _say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+def _write(text: str) -> None:
+    sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def _say(text: str = "") -> None:
+    _write(text + "\n")
 
 
 async def run_demo() -> int:
@@ -56,17 +62,24 @@ async def run_demo() -> int:
     return 0
 
 
-async def _ask(client: Client, message: str, session_id: str | None) -> dict[str, Any] | None:
-    _say()
-    _say(f"> ask: {message}")
+async def ask_showing_progress(
+    client: Client, message: str, session_id: str | None, write: Callable[[str], object]
+) -> CallToolResult:
+    """Call ``ask`` through ``client``, writing each progress message as a line (the demo and ``flow-mcp ask``)."""
 
     async def show(progress: float, total: float | None, message: str | None) -> None:
-        _say(f"  … {message}")
+        write(f"  … {message}\n")
 
     arguments: dict[str, Any] = {"message": message}
     if session_id:
         arguments["session_id"] = session_id
-    result = await client.call_tool("ask", arguments, progress_callback=show)
+    return await client.call_tool("ask", arguments, progress_callback=show)
+
+
+async def _ask(client: Client, message: str, session_id: str | None) -> dict[str, Any] | None:
+    _say()
+    _say(f"> ask: {message}")
+    result = await ask_showing_progress(client, message, session_id, _write)
     structured = result.structured_content or {}
     if result.is_error or structured.get("status") != "completed":
         text = " ".join(getattr(block, "text", "") for block in result.content)

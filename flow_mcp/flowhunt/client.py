@@ -9,10 +9,8 @@ FlowHunt certainly did not process it, so a message is never sent twice.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import re
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +22,6 @@ from urllib.parse import quote
 import anyio
 import httpx2
 import pydantic
-import structlog
 
 from flow_mcp._version import __version__
 from flow_mcp.config import Settings
@@ -33,24 +30,22 @@ from flow_mcp.errors import (
     ConfigurationError,
     FlowHuntError,
     InvalidArgumentError,
+    MissingKeyError,
     RateLimitError,
     ResponseShapeError,
     TransportError,
     error_for_status,
 )
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import RateGate
 from flow_mcp.flowhunt.wire import Invocation, RawEvent, SessionCreated
 
-log = structlog.get_logger()
+log = get_logger()
 
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # used with fullmatch: "$" alone admits "\n"
 _TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,20}")  # used with fullmatch
 
-MISSING_KEY_HELP = (
-    "FLOWHUNT_API_KEY is not set. Put it in the env block of this MCP server's config in your host "
-    '(e.g. "env": {"FLOWHUNT_API_KEY": "..."}), or pass --api-key; to try flow_mcp without an account, '
-    "start it with --sandbox."
-)
+MISSING_KEY_HELP = "No FlowHunt API key: set FLOWHUNT_API_KEY, or pass Settings(api_key=...)."
 
 # Which failures may be retried. "safe" calls change nothing (or nothing that matters) when repeated;
 # "once" calls (invoke) must not reach FlowHunt twice.
@@ -74,19 +69,6 @@ class _Call:
     expect: type[list[Any]] | type[dict[str, Any]] = dict  # the JSON type a 2xx body must have
 
 
-def _keep_stdout_clean() -> None:
-    """Send log lines to stderr (warnings and up) when the program has not configured structlog itself.
-
-    structlog's default prints to stdout, which would corrupt the protocol of any stdio MCP server that uses this
-    client as a library. The flow-mcp command configures logging before it gets here, so this never applies to it.
-    """
-    if not structlog.is_configured():
-        structlog.configure(
-            logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        )
-
-
 def validate_session_id(session_id: str) -> str:
     """A FlowHunt session id, or InvalidArgumentError saying what one looks like."""
     if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(session_id):
@@ -106,7 +88,6 @@ class FlowHuntClient:
     """Typed async access to FlowHunt's Flow Assistant V3 API."""
 
     def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
-        _keep_stdout_clean()
         self._settings = settings
         self._http = httpx2.AsyncClient(
             base_url=settings.base_url,
@@ -253,7 +234,7 @@ class FlowHuntClient:
         key = self._settings.api_key.get_secret_value() if self._settings.api_key else ""
         if not key:
             if needs_key:
-                raise ConfigurationError(MISSING_KEY_HELP)
+                raise MissingKeyError(MISSING_KEY_HELP)
             return {}
         if self._settings.auth_header == "api-key":
             return {"Api-Key": key}

@@ -144,6 +144,11 @@ def is_answer(event: RawEvent) -> bool:
     return event.action_type == "message" and event.event_type == "ai"
 
 
+def is_person_message(event: RawEvent) -> bool:
+    """True for a person's message: it opens a turn."""
+    return event.action_type == "message" and event.event_type == "human"
+
+
 def failure_text(event: RawEvent) -> str:
     meta = event.meta
     for key in ("message", "error", "detail", "reason"):

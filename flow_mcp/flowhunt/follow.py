@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import anyio
-import structlog
 
 from flow_mcp.config import Settings
 from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor
 from flow_mcp.flowhunt.events import summarize
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.turn import TurnProgress, advance, latch_completed, settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 
-log = structlog.get_logger()
+log = get_logger()
 
 MAX_REPLAY_POLLS = 50  # FlowHunt answers a replay in one batch; more than this means it keeps paging forever
 MAX_FAILED_POLLS = 3
@@ -50,10 +50,10 @@ class PollPolicy:
     polled once, when the window closes.
     """
 
-    min_interval: float = 0.15
-    thinking_max_interval: float = 1.0
-    tool_max_interval: float = 2.5
-    growth: float = 1.6
+    min_interval: float
+    thinking_max_interval: float
+    tool_max_interval: float
+    growth: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PollPolicy:

@@ -12,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import anyio
-import structlog
 
 from flow_mcp.errors import FlowHuntError, NotDeliveredError, TransportError, may_have_arrived
 from flow_mcp.flowhunt.client import FlowHuntClient, parse_events
 from flow_mcp.flowhunt.cursor import Cursor
-from flow_mcp.flowhunt.events import text_of
+from flow_mcp.flowhunt.events import is_person_message, text_of
 from flow_mcp.flowhunt.follow import absorb, now_ms, replay
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.wire import RawEvent
 
-log = structlog.get_logger()
+log = get_logger()
 
 # FlowHunt may record a message a moment after a failed answer; look a few times before giving up.
 _LOOK_AGAIN_AFTER = (0.0, 0.5, 1.5)
@@ -88,8 +88,7 @@ async def _find_message(client: FlowHuntClient, session_id: str, message: str, n
         mine = [
             event
             for event in events
-            if event.event_type == "human"
-            and event.action_type == "message"
+            if is_person_message(event)
             and event.meta.get("message") == message
             and event.created_at_timestamp >= not_before_ms
         ]

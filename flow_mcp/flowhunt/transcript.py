@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flow_mcp.flowhunt.digest import TurnDigest
-from flow_mcp.flowhunt.events import clip, text_of
+from flow_mcp.flowhunt.events import clip, is_person_message, text_of
 from flow_mcp.flowhunt.turn import TurnProgress, advance
 from flow_mcp.flowhunt.wire import RawEvent
 
@@ -26,7 +26,7 @@ def split_turns(events: Sequence[RawEvent]) -> list[_Turn]:
     """Group events (oldest first) into turns, each opened by a human message."""
     turns: list[_Turn] = []
     for event in events:
-        if event.event_type == "human" and event.action_type == "message":
+        if is_person_message(event):
             turns.append(_Turn(question=text_of(event.meta, "message") or ""))
         elif not turns:
             turns.append(_Turn())

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from flow_mcp.flowhunt.events import failure_text, text_of
+from flow_mcp.flowhunt.events import failure_text, is_person_message, text_of
 from flow_mcp.flowhunt.wire import RawEvent
 
 MAX_LATENCY_CREDIT_MS = 500
@@ -61,7 +61,7 @@ def advance(progress: TurnProgress, events: Sequence[RawEvent], now_ms: int) -> 
 
 def _fold(progress: TurnProgress, event: RawEvent) -> TurnProgress:
     kind, meta = event.action_type, event.meta
-    if event.event_type == "human" and kind == "message":
+    if is_person_message(event):
         return TurnProgress()  # a person's message starts a new turn
     if kind == "session_closed":
         return replace(progress, outcome="session_closed", error=text_of(meta, "message") or "The session was closed.")

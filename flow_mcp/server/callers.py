@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from flow_mcp.config import Settings
-from flow_mcp.errors import ConfigurationError, InvalidArgumentError, NotFoundError
-from flow_mcp.flowhunt.client import MISSING_KEY_HELP, FlowHuntClient, validate_session_id
+from flow_mcp.errors import ConfigurationError, InvalidArgumentError, MissingKeyError, NotFoundError
+from flow_mcp.flowhunt.client import FlowHuntClient, validate_session_id
+from flow_mcp.server.results import MISSING_KEY_HELP
 
 ANONYMOUS = "anonymous"
 """The identity of callers on a server without authentication."""
@@ -108,7 +109,7 @@ class Access:
         if self._settings.secret is not None:
             return self._settings.secret.get_secret_value()
         if self._settings.api_key is None:
-            raise ConfigurationError(MISSING_KEY_HELP)
+            raise MissingKeyError(MISSING_KEY_HELP)
         return self._settings.api_key.get_secret_value()
 
 

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flow_mcp._version import __version__
-from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, Settings
+from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Settings
 from flow_mcp.errors import ConfigurationError
 from flow_mcp.server.app import build_server
 from flow_mcp.server.callers import HttpAccess
@@ -39,19 +39,6 @@ log = structlog.get_logger()
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _AFTER_GRACE_SECONDS = 10.0  # for calls cut at the end of the grace period to send what they have
 HEALTH_PATH = "/healthz"
-
-
-@dataclass(frozen=True)
-class HttpOptions:
-    """How the HTTP server listens and whom it lets in (the ``serve --transport http`` flags)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    path: str = "/mcp"
-    stateless: bool = False
-    allowed_hosts: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    key_from_client: bool = False
 
 
 def is_loopback(host: str) -> bool:

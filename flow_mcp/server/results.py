@@ -14,6 +14,7 @@ from flow_mcp.errors import (
     FlowHuntError,
     FlowMCPError,
     InvalidArgumentError,
+    MissingKeyError,
     NotDeliveredError,
     NotFoundError,
     RateLimitError,
@@ -26,6 +27,12 @@ from flow_mcp.errors import (
 from flow_mcp.flowhunt.digest import FlowAction, ToolCall
 from flow_mcp.flowhunt.events import Event
 from flow_mcp.flowhunt.turn import TurnStatus, WaitingFor
+
+MISSING_KEY_HELP = (
+    "FLOWHUNT_API_KEY is not set. Put it in the env block of this MCP server's config in your host "
+    '(e.g. "env": {"FLOWHUNT_API_KEY": "..."}), or pass --api-key; to try flow_mcp without an account, '
+    "start it with --sandbox."
+)
 
 
 class CreateSessionResult(BaseModel):
@@ -167,20 +174,22 @@ def describe(
         return text
     if cursor:
         return text + (
-            f' The turn may still be running on FlowHunt and nothing is lost: resume with poll_events(session_id="'
-            f'{session_id}", cursor="{cursor}", wait_seconds=30).'
+            f" The turn may still be running on FlowHunt and nothing is lost: resume with "
+            f"{continue_hint(session_id, cursor)}."
         )
     if invoking and isinstance(error, FlowHuntError) and not isinstance(error, NotDeliveredError):
         if may_have_arrived(error):
             return text + (
-                f' The message may have reached FlowHunt: check with poll_events(session_id="{session_id}", '
-                'cursor="0") before sending it again.'
+                f" The message may have reached FlowHunt: check with {continue_hint(session_id, '0', 0)} before "
+                "sending it again."
             )
         return text + " FlowHunt did not take the message in, so sending it again is safe."
     return text
 
 
 def _what_to_do(error: FlowMCPError, session_id: str | None) -> str:
+    if isinstance(error, MissingKeyError):
+        return MISSING_KEY_HELP  # the client's own text is for library users; this one is for MCP hosts
     if isinstance(error, InvalidArgumentError | ConfigurationError):
         return str(error)
     if isinstance(error, NotFoundError):
