@@ -1,4 +1,4 @@
-"""examples/ and the README's Python example work as shipped: each config launches a server that lists the tools."""
+"""examples/ work as shipped: each config launches a server that lists the tools; the scripts run to the end."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_there_is_an_example_for_every_host_with_and_without_an_account() -> Non
     for host in ("claude_desktop_config", "cursor_mcp", "vscode_mcp"):
         assert {f"{host}.json", f"{host}.sandbox.json"} <= names
     assert "claude_desktop_config.windows.json" in names
-    assert (EXAMPLES / "claude_code.sh").exists() and (EXAMPLES / "agent_client.py").exists()
+    assert all((EXAMPLES / name).exists() for name in ("claude_code.sh", "agent_client.py", "library.py"))
 
 
 @pytest.mark.anyio
@@ -113,12 +113,18 @@ def test_the_agent_client_example_follows_a_long_turn_with_poll_events(sandbox: 
     assert "following with poll_events" in done.stderr and "status: completed" in done.stderr
 
 
-def test_the_readme_python_example_runs_against_the_sandbox(sandbox: SandboxServer) -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    (code,) = re.findall(r"```python\n(.*?)```", readme, re.S)
-    done = run_python(["-c", code], sandbox)  # Settings() reads FLOWHUNT_BASE_URL and FLOWHUNT_API_KEY
+def test_the_readme_quotes_the_library_example_as_shipped() -> None:
+    (code,) = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text("utf-8"), re.S)
+    assert code == (EXAMPLES / "library.py").read_text("utf-8")
+
+
+def test_the_library_example_follows_a_turn_to_its_end_against_the_sandbox(sandbox: SandboxServer) -> None:
+    done = run_python([str(EXAMPLES / "library.py")], sandbox)  # Settings() reads FLOWHUNT_BASE_URL and the key
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "ai message" in done.stdout and "Build a flow that answers FAQ" in done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0] == "human message Build a flow that answers FAQ from my docs"
+    assert any(line.startswith("ai message ") for line in lines)
+    assert lines[-1] == "turn: completed"
 
 
 def test_importing_flow_mcp_gives_the_client_without_the_mcp_sdk() -> None:

@@ -1,4 +1,4 @@
-"""Pure turn logic: the cursor, de-duplication, turn state and event summaries. No I/O.
+"""The exactly-once cursor: where a reader stands in a session's events, and its opaque string form. Pure, no I/O.
 
 Why the cursor looks the way it does: FlowHunt does not say whether ``from_timestamp`` is
 inclusive or exclusive, events inside one response may be out of time order, and several events
