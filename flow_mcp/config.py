@@ -109,7 +109,8 @@ class Settings(BaseSettings):
         ge=0,
         le=10,
         validation_alias="FLOW_MCP_MAX_RETRIES",
-        description="Retries of one FlowHunt request on connect errors, 429 and 5xx (never a resend of a message FlowHunt may have taken in).",
+        description="Retries of one FlowHunt request on connect errors, 429 and 5xx "
+        "(never a resend of a message FlowHunt may have taken in).",
     )
     retry_max_seconds: float = Field(
         default=20.0,
