@@ -30,7 +30,7 @@ log = structlog.get_logger()
 
 HEALTH_PATH = "/healthz"
 MAX_SESSIONS_PER_CLIENT = 64
-"""Open MCP sessions one client (a token name; anonymous callers together) may hold at once."""
+"""Open MCP sessions one client (a token name; all anonymous callers of a loopback server) may hold at once."""
 SESSION_IDLE_SECONDS = 600
 """An MCP session with no request in flight and no open stream for this long ends (the SDK's own default: 30 min)."""
 READ_SECONDS = 10.0

@@ -351,20 +351,17 @@ def _read_file(path: Path) -> list[tuple[str, bytes]]:
         if not sep or not _NAME.fullmatch(name):
             # The line is not echoed: it may hold a token.
             raise ConfigurationError(f"{where}: expected 'name:token' with a name of letters, digits, '_.@+-'.")
-        entries.append(
-            (
-                name,
-                _hashed(secret[len(_HASH_PREFIX) :], where)
-                if secret.startswith(_HASH_PREFIX)
-                else _digest(_checked(secret, where)),
-            )
-        )
+        entries.append((name, _stored_digest(secret, where)))
     if not entries:
         raise ConfigurationError(f"FLOW_MCP_TOKENS_FILE {path} holds no 'name:token' line.")
     return entries
 
 
-def _hashed(hex_digest: str, where: str) -> bytes:
+def _stored_digest(secret: str, where: str) -> bytes:
+    """The SHA-256 a line stands for: written out after 'sha256:', or that of the token on the line."""
+    if not secret.startswith(_HASH_PREFIX):
+        return _digest(_checked(secret, where))
+    hex_digest = secret.removeprefix(_HASH_PREFIX)
     # A hash says nothing of the token's length: only the one who made it can see to a long token.
     if not _HASHED.fullmatch(hex_digest):
         raise ConfigurationError(
