@@ -47,6 +47,8 @@ from bench.common import (
     sandbox_process,
     stop_process,
 )
+from flow_mcp.server.callers import SessionHandles, handle_key
+from flow_mcp.server.http import SINGLE_TOKEN_NAME
 
 RESULTS = ROOT / "bench" / "results"
 TOKEN = "bench-token-5e0f3c9a7b1d2e4f"  # noqa: S105 -- a loopback-only benchmark token
@@ -55,6 +57,9 @@ SETTLE_SECONDS = 1.5
 MAX_CLIENTS = 1000
 MAX_SOAK_SECONDS = 3600
 ASK_GIVE_UP_S = 120.0
+# The server keys handles with its FlowHunt key (no FLOW_MCP_SECRET here); the bench holds it, so it can read the
+# FlowHunt id inside a handle, to find the turn's events in the sandbox's record.
+FLOWHUNT_ID = SessionHandles(handle_key(API_KEY), SINGLE_TOKEN_NAME)
 
 
 @dataclass
@@ -130,7 +135,7 @@ async def client_loop(url: str, start: anyio.Event, samples: list[Sample], asks:
                     result = await client.call_tool("ask", {"message": MESSAGE})
                 content = result.structured_content or {}
                 sample.ok = not result.is_error and content.get("status") == "completed"
-                sample.session_id = str(content.get("session_id", "")).partition(".")[0]
+                sample.session_id = FLOWHUNT_ID.open(str(content["session_id"])) if sample.ok else ""
                 sample.error = "" if sample.ok else str(content.get("status") or "tool error")
             except Exception as error:  # every failure is counted and reported; none stops the run
                 sample.error = type(error).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -141,20 +142,22 @@ class Settings(BaseSettings):
     tokens_file: Path | None = Field(
         default=None,
         validation_alias="FLOW_MCP_TOKENS_FILE",
-        description="HTTP only: file of 'name:token' lines, one per MCP client ('name:sha256:HEX' stores a hash).",
+        description="HTTP only: file of 'name:token' lines, one per MCP client ('name:sha256:HEX' stores the hash "
+        "of a long token).",
     )
     secret: SecretStr | None = Field(
         default=None,
         validation_alias="FLOW_MCP_SECRET",
-        description="HTTP only: key that signs session handles; the same on every replica (secret). "
-        "Default: derived from the FlowHunt key.",
+        description="HTTP only: key that encrypts session handles; the same on every replica (secret). "
+        "Default: derived from the server's FlowHunt key; required with --flowhunt-key-from-client.",
     )
     shutdown_grace: float = Field(
         default=30.0,
         ge=0,
         le=3600,
         validation_alias="FLOW_MCP_SHUTDOWN_GRACE",
-        description="HTTP only: seconds running calls may go on after SIGTERM; then `ask` returns 'running'.",
+        description="HTTP only: seconds running calls may go on after SIGTERM; then `ask` returns 'running' and "
+        "the process ends within a few seconds.",
     )
     log_level: LogLevel = Field(
         default="info", validation_alias="FLOW_MCP_LOG_LEVEL", description="Log level (stderr)."
@@ -205,6 +208,11 @@ class HttpOptions:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     key_from_client: bool = False
+
+
+def key_fingerprint(key: str) -> str:
+    """What stands for a FlowHunt key wherever one must be told apart from another: never the key itself."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 HTTP_ONLY: frozenset[str] = frozenset({"token", "tokens_file", "secret", "shutdown_grace"})

@@ -21,8 +21,10 @@ START_SECONDS = 30.0
 class HttpServer:
     """The server process; every stderr line is kept, so tests can read the logs."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self._command = [sys.executable, "-m", "flow_mcp", "serve", "--transport", "http", "--port", "0", *args]
+    def __init__(self, env: dict[str, str], *args: str, open_files: int | None = None) -> None:
+        """``open_files`` caps the file descriptors the process may hold (RLIMIT_NOFILE; POSIX only)."""
+        launcher = [sys.executable, "-m", "flow_mcp"] if open_files is None else _with_open_files(open_files)
+        self._command = [*launcher, "serve", "--transport", "http", "--port", "0", *args]
         self._env = env
         self.lines: list[str] = []
         self.url = ""
@@ -84,6 +86,16 @@ class HttpServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _with_open_files(limit: int) -> list[str]:
+    # Set in the child before flow_mcp starts: preexec_fn is unsafe in a process that runs threads.
+    code = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+        "runpy.run_module('flow_mcp', run_name='__main__')"
+    )
+    return [sys.executable, "-c", code]
 
 
 def auth_headers(token: str | None = None, key: str | None = None) -> dict[str, str]:

@@ -59,7 +59,8 @@ async def test_stdio_callers_see_flowhunt_ids_and_http_callers_see_handles() -> 
 
 
 async def test_a_caller_without_its_own_key_is_told_which_header_to_send() -> None:
-    async with Access(settings(), FlowHuntClient, HttpAccess(key_from_client=True)) as access:
+    own_keys = settings(secret=SecretStr("handle-secret-0123456789"))
+    async with Access(own_keys, FlowHuntClient, HttpAccess(key_from_client=True)) as access:
         with pytest.raises(ConfigurationError) as refused:
             async with access.caller("alice", None):
                 pass
@@ -68,3 +69,12 @@ async def test_a_caller_without_its_own_key_is_told_which_header_to_send() -> No
             assert one.client is not two.client
             with pytest.raises(NotFoundError):
                 two.session(one.public(SESSION))
+
+
+async def test_without_a_server_held_secret_callers_bringing_their_own_key_get_no_handles() -> None:
+    # A handle key derived from what a caller sends would let that caller make handles: the server refuses instead.
+    async with Access(settings(), FlowHuntClient, HttpAccess(key_from_client=True)) as access:
+        with pytest.raises(ConfigurationError) as refused:
+            async with access.caller("alice", "key-one-0123456789"):
+                pass
+    assert "FLOW_MCP_SECRET" in str(refused.value)

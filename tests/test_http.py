@@ -98,8 +98,8 @@ async def test_ask_over_http_streams_progress_and_returns_the_answer(team_server
     assert result.structured_content is not None
     assert result.structured_content["status"] == "completed" and result.structured_content["answer"]
     assert "Answer ready" in seen
-    # The session id a client sees is a handle bound to it, with FlowHunt's id inside.
-    assert re.fullmatch(r"[0-9a-f-]{36}\.[A-Za-z0-9_-]{22}", result.structured_content["session_id"])
+    # The session id a client sees is a handle bound to it, FlowHunt's id encrypted inside.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{44}", result.structured_content["session_id"])
     assert any(line.get("client") == "alice" for line in team_server.logs())
 
 
@@ -128,10 +128,11 @@ async def test_a_client_cannot_use_a_session_another_client_created(
         assert asked.structured_content is not None
         handle = asked.structured_content["session_id"]
         cursor = asked.structured_content["cursor"]
-        session_id = handle.partition(".")[0]
-        invokes = sum(1 for entry in sandbox.state.request_log() if entry["path"] == f"{SESSIONS}/{session_id}/invoke")
-        assert invokes == 1  # Alice's own message
-        made_up = session_id[::-1] + "." + handle.partition(".")[2]
+        invoked = [e["path"] for e in sandbox.state.request_log() if e["path"].endswith("/invoke")]
+        assert len(invoked) == 1  # Alice's own message
+        session_id = invoked[0].removeprefix(f"{SESSIONS}/").removesuffix("/invoke")
+        invokes = 1
+        made_up = handle[::-1]
         # A handle that is Bob's own, for a session FlowHunt does not know: what "unknown" looks like to Bob.
         unknown_to_flowhunt = SessionHandles(handle_key(sandbox.config.api_key), "bob").seal(str(uuid.uuid4()))
         reads: list[str] = []
@@ -217,12 +218,13 @@ async def test_a_restarted_server_honours_the_session_handles_it_gave_out(
 
 
 TEAM_KEY = "fh-team-key-alpha-5c1e9b7d3a"
+HANDLE_SECRET = "handle-secret-9d2c7a4e1f6b3085"
 
 
 async def test_each_client_brings_its_own_flowhunt_key_and_no_key_is_logged(sandbox: SandboxServer) -> None:
     main_key = sandbox.config.api_key
     sandbox.config.update({"team_keys": f"{TEAM_KEY}=ws-alpha"})
-    env = server_env(sandbox, FLOWHUNT_API_KEY="", FLOW_MCP_LOG_LEVEL="debug")
+    env = server_env(sandbox, FLOWHUNT_API_KEY="", FLOW_MCP_LOG_LEVEL="debug", FLOW_MCP_SECRET=HANDLE_SECRET)
     with HttpServer(env, "--flowhunt-key-from-client") as server:
         async with http_client(server.url, key=TEAM_KEY) as alpha, http_client(server.url, key=main_key) as main:
             created = await alpha.call_tool("create_session", {})
@@ -249,7 +251,7 @@ async def test_each_client_brings_its_own_flowhunt_key_and_no_key_is_logged(sand
         _, stdout = server.stop()
     assert stdout == ""
     assert any(line.get("event") == "flowhunt_request" for line in server.logs())  # debug lines were written
-    for key in (TEAM_KEY, main_key, "fh-wrong-key-0000000000"):
+    for key in (TEAM_KEY, main_key, "fh-wrong-key-0000000000", HANDLE_SECRET):
         assert key not in server.stderr
 
 
@@ -356,7 +358,7 @@ def example_connections() -> list[tuple[str, str, dict[str, str]]]:
 async def test_the_http_examples_connect_as_shipped(sandbox: SandboxServer, tokens_file: Path) -> None:
     placeholders = {"${input:flow-mcp-token}": ALICE, "your-flow-mcp-token": ALICE}
     placeholders["your-flowhunt-api-key"] = sandbox.config.api_key
-    env = server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(tokens_file))
+    env = server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(tokens_file), FLOW_MCP_SECRET=HANDLE_SECRET)
     connections = example_connections()
     assert len(connections) == 5
     with HttpServer(env) as shared, HttpServer(env, "--flowhunt-key-from-client") as own_key:

@@ -228,6 +228,7 @@ def _warn_if_no_key(settings: Settings) -> None:
 
 def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
     from flow_mcp.errors import ConfigurationError
+    from flow_mcp.server.callers import SECRET_NEEDED
     from flow_mcp.server.http import TokenTable, is_loopback, serve_http
 
     try:
@@ -244,6 +245,8 @@ def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
                 "(README: 'Serving a team over HTTP'), or pass --no-auth if a proxy in front authenticates clients"
             )
         log.warning("authentication_off", host=args.host, help="anyone who reaches this port can use the server")
+    if args.flowhunt_key_from_client and settings.secret is None:
+        _fail(SECRET_NEEDED)
     with _maybe_sandbox(settings, args.sandbox) as settings:
         if args.flowhunt_key_from_client:
             if settings.api_key is not None and not args.sandbox:

@@ -8,23 +8,31 @@ Over HTTP many clients share the server: session ids become handles bound to the
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
-from flow_mcp.config import Settings
+from flow_mcp.config import HOW_TO_MAKE_ONE, Settings, key_fingerprint
 from flow_mcp.errors import ConfigurationError, InvalidArgumentError, MissingKeyError, NotFoundError
 from flow_mcp.flowhunt.client import FlowHuntClient, validate_session_id
 from flow_mcp.server.results import MISSING_KEY_HELP
 
 ANONYMOUS = "anonymous"
 """The identity of callers on a server without authentication."""
+
+SECRET_NEEDED = (
+    "--flowhunt-key-from-client needs FLOW_MCP_SECRET (16+ characters, the same on every replica): it keys the "
+    f"session handles, which no client may be able to make; {HOW_TO_MAKE_ONE}"
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class Access:
         self._http = http
         self._pool = ClientPool(settings, factory) if http and http.key_from_client else None
         self._shared = None if self._pool else factory(settings)
+        secret = _handle_secret(settings, self._pool is not None)
+        self._handle_key = handle_key(secret.get_secret_value()) if secret is not None else None
 
     async def __aenter__(self) -> Access:
         return self
@@ -86,6 +96,8 @@ class Access:
             assert self._shared is not None  # stdio always has the shared client
             yield Caller(self._shared, name)
             return
+        if self._handle_key is None:
+            raise ConfigurationError(SECRET_NEEDED) if self._pool is not None else MissingKeyError(MISSING_KEY_HELP)
         async with AsyncExitStack() as stack:
             if self._pool is not None:
                 if not api_key:
@@ -95,47 +107,54 @@ class Access:
                     )
                 client = await stack.enter_async_context(self._pool.lease(api_key))
                 # Two people behind one bearer token but with different FlowHunt keys still get apart sessions.
-                identity = f"{name}\0{hashlib.sha256(api_key.encode()).hexdigest()}"
-                secret = self._settings.secret.get_secret_value() if self._settings.secret else api_key
+                identity = f"{name}\0{key_fingerprint(api_key)}"
             else:
                 assert self._shared is not None
                 client, identity = self._shared, name
-                secret = self._server_secret()
-            yield Caller(client, name, SessionHandles(handle_key(secret), identity))
+            yield Caller(client, name, SessionHandles(self._handle_key, identity))
 
-    def _server_secret(self) -> str:
-        # Without FLOW_MCP_SECRET the server's FlowHunt key signs handles: it is secret, the same on every
-        # replica and across restarts, which is all a handle key needs.
-        if self._settings.secret is not None:
-            return self._settings.secret.get_secret_value()
-        if self._settings.api_key is None:
-            raise MissingKeyError(MISSING_KEY_HELP)
-        return self._settings.api_key.get_secret_value()
+
+def _handle_secret(settings: Settings, key_from_client: bool) -> SecretStr | None:
+    # Only what the server holds may key handles: a key a caller sends would let that caller make handles for any
+    # session id it learns. Without FLOW_MCP_SECRET the server's own FlowHunt key does: it is secret, the same on
+    # every replica and across restarts, which is all a handle key needs.
+    if settings.secret is not None:
+        return settings.secret
+    return None if key_from_client else settings.api_key
 
 
 # -- session handles --------------------------------------------------------------------------------
-_TAG_BYTES = 16  # 128 bits: guessing a tag is out of reach
-_HANDLE = re.compile(r"(?P<session>[A-Za-z0-9_-]{1,128})\.(?P<tag>[A-Za-z0-9_-]{22})")
-_DOMAIN = b"flow-mcp session handle v1\0"
-HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}(\.[A-Za-z0-9_-]{22})?$")  # used with fullmatch
-"""What tools accept as a session id: a FlowHunt id (stdio, as client.SESSION_ID_PATTERN) or a handle (HTTP)."""
+# A handle is the FlowHunt id encrypted with AES-SIV (RFC 5297: deterministic authenticated encryption) under a key
+# only the server holds, with the caller's identity as associated data: it does not reveal the id (a capability
+# FlowHunt honours without a key), nobody else can make one, and it opens for its own caller only. Deterministic,
+# so one session keeps one handle. Canonical UUIDs (what FlowHunt hands out) travel as their 16 bytes.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_AS_UUID, _AS_TEXT = b"u", b"t"
+_KEY_INFO = b"flow-mcp session handle v2"
+HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,194}$")  # used with fullmatch
+"""What tools accept as a session id: a FlowHunt id (stdio, as client.SESSION_ID_PATTERN) or a handle (HTTP): at
+most base64url of 1 + 128 + 16 bytes (form, the longest id, the SIV)."""
 
 
 def handle_key(secret: str) -> bytes:
-    """The HMAC key for handles, from FLOW_MCP_SECRET or, without it, from a FlowHunt API key."""
-    return hashlib.sha256(_DOMAIN + secret.encode()).digest()
+    """The AES-SIV key for handles, from FLOW_MCP_SECRET or the server's own FlowHunt key."""
+    return HKDF(SHA256(), length=64, salt=None, info=_KEY_INFO).derive(secret.encode())
 
 
 class SessionHandles:
     """Seals and opens the session handles of one client identity."""
 
     def __init__(self, key: bytes, identity: str) -> None:
-        self._key = key
-        self._identity = identity.encode()
+        self._cipher = AESSIV(key)
+        self._identity = [identity.encode()]
 
     def seal(self, session_id: str) -> str:
         """The handle this identity uses for ``session_id``."""
-        return f"{session_id}.{self._tag(session_id)}"
+        if _UUID.fullmatch(session_id):
+            plain = _AS_UUID + uuid.UUID(session_id).bytes
+        else:
+            plain = _AS_TEXT + session_id.encode()
+        return base64.urlsafe_b64encode(self._cipher.encrypt(plain, self._identity)).decode().rstrip("=")
 
     def open(self, handle: str) -> str:
         """The session id inside ``handle``, if it was sealed for this identity.
@@ -147,14 +166,12 @@ class SessionHandles:
             raise InvalidArgumentError(
                 "Malformed session_id: pass the session_id exactly as create_session or ask returned it."
             )
-        match = _HANDLE.fullmatch(handle)
-        if match is None or not hmac.compare_digest(match["tag"], self._tag(match["session"])):
-            raise NotFoundError(404, "no such session")
-        return match["session"]
-
-    def _tag(self, session_id: str) -> str:
-        digest = hmac.new(self._key, self._identity + b"\0" + session_id.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:_TAG_BYTES]).decode().rstrip("=")
+        try:
+            plain = self._cipher.decrypt(base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4)), self._identity)
+        except (InvalidTag, ValueError):  # binascii.Error is a ValueError
+            raise NotFoundError(404, "no such session") from None
+        form, body = plain[:1], plain[1:]
+        return str(uuid.UUID(bytes=body)) if form == _AS_UUID else body.decode()
 
 
 # -- one FlowHunt client per key --------------------------------------------------------------------------------
@@ -184,7 +201,7 @@ class ClientPool:
     async def lease(self, api_key: str) -> AsyncIterator[FlowHuntClient]:
         """The client for ``api_key``, kept open while the block runs."""
         await self._close_idle()
-        fingerprint = hashlib.sha256(api_key.encode()).hexdigest()
+        fingerprint = key_fingerprint(api_key)
         entry = self._entries.get(fingerprint)
         if entry is None:
             # The server's own workspace id belongs to the server's key, not to this one: discover it per key.

@@ -1,8 +1,9 @@
 """``flow-mcp serve --transport http``: the MCP server over streamable HTTP, for many clients at once.
 
 The SDK's own transport (``MCPServer.streamable_http_app``) behind uvicorn, plus what a shared server needs:
-bearer tokens (``TokenTable``), Host/Origin checks against DNS rebinding, ``GET /healthz`` for load balancers,
-and a graceful stop: after SIGTERM, running calls get ``FLOW_MCP_SHUTDOWN_GRACE`` seconds (``Drain``).
+bearer tokens (``TokenTable``), ``GET /healthz`` for load balancers, the guards against hostile clients
+(guards.py: Host/Origin checks, sessions per client, slow connections), and a graceful stop: after SIGTERM,
+running calls get ``FLOW_MCP_SHUTDOWN_GRACE`` seconds (``Drain``) and the process ends soon after.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
+import math
+import os
 import re
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -24,7 +28,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
 from sse_starlette.sse import AppStatus
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flow_mcp._version import __version__
@@ -32,13 +36,23 @@ from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Sett
 from flow_mcp.errors import ConfigurationError
 from flow_mcp.server.app import build_server
 from flow_mcp.server.callers import HttpAccess
+from flow_mcp.server.guards import (
+    HEALTH_PATH,
+    MAX_SESSIONS_PER_CLIENT,
+    SESSION_IDLE_SECONDS,
+    ConnectionLimits,
+    Front,
+    HostCheck,
+    SessionQuota,
+    connection_limit,
+    guarded_protocol,
+)
 from flow_mcp.server.runner import Drain
 
 log = structlog.get_logger()
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-_AFTER_GRACE_SECONDS = 10.0  # for calls cut at the end of the grace period to send what they have
-HEALTH_PATH = "/healthz"
+_AFTER_GRACE_SECONDS = 3.0  # for calls cut at the end of the grace period to send what they have
 
 
 def is_loopback(host: str) -> bool:
@@ -51,14 +65,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def transport_security(options: HttpOptions) -> TransportSecuritySettings:
-    """Which Host and Origin headers the MCP endpoint accepts; anything else gets 421 (Host) or 403 (Origin)."""
-    if "*" in options.allowed_hosts:
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+def host_check(options: HttpOptions) -> HostCheck:
+    """Which Host and Origin headers the MCP endpoint accepts; anything else gets 421 (Host) or 403 (Origin).
+
+    ``--allowed-host '*'`` turns off the Host check only: Origin is still checked, or any web page could call the
+    tools of a loopback server through DNS rebinding.
+    """
     names = list(_LOOPBACK_HOSTS)
     if options.host not in ("0.0.0.0", "::") and not is_loopback(options.host):  # noqa: S104 -- a comparison
         names.append(f"[{options.host}]" if ":" in options.host else options.host)
-    names += options.allowed_hosts
+    names += [name for name in options.allowed_hosts if name != "*"]
     hosts: list[str] = []
     origins: list[str] = list(options.allowed_origins)
     for name in names:
@@ -67,7 +83,7 @@ def transport_security(options: HttpOptions) -> TransportSecuritySettings:
         hosts += [name] if has_port else [name, f"{name}:*"]
         origins += [f"{scheme}://{name}" for scheme in ("http", "https")]
         origins += [] if has_port else [f"{scheme}://{name}:*" for scheme in ("http", "https")]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+    return HostCheck(None if "*" in options.allowed_hosts else tuple(hosts), tuple(origins))
 
 
 class _StaticTokens:
@@ -109,18 +125,26 @@ def build_http_app(
         streamable_http_path=options.path,
         json_response=False,  # SSE responses, so progress notifications reach the client during ask
         stateless_http=options.stateless,
-        transport_security=transport_security(options),
+        session_idle_timeout=SESSION_IDLE_SECONDS,
+        # Front checks Host and Origin, before authentication; the SDK's own check would come after it.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=options.host,
     )
-    return _Stopping(app, drain)
+    quota = None
+    # The quota needs to tell clients apart: by token, or on loopback, where anonymous callers are this machine's
+    # user. Behind --no-auth anonymous is a whole team, which the proxy in front authenticates (and limits).
+    if not options.stateless and (tokens or is_loopback(options.host)):
+        quota = SessionQuota(mcp.session_manager, tokens.identify if tokens else None, MAX_SESSIONS_PER_CLIENT)
+    return _Stopping(Front(app, options.path, host_check(options), quota), drain)
 
 
 class _Stopping:
     """ASGI wrapper that runs the graceful stop.
 
-    It counts calls in flight (POSTs) and holds the long-lived GET streams. After SIGTERM it waits until no call
-    is in flight, or the grace period ends (then running ``ask``s return "running" with a cursor), and then ends
-    the GET streams, which would otherwise keep uvicorn waiting.
+    It counts calls in flight (any request but a GET stream) and can cancel every request it passes on. After
+    SIGTERM it waits until no call is in flight, or the grace period ends (then running ``ask``s return "running"
+    with a cursor, and get a moment to send it); then it ends whatever still runs: the GET streams, and requests
+    of clients too slow to finish (a body dripped a byte at a time, an answer nobody reads).
     """
 
     def __init__(self, app: ASGIApp, drain: Drain) -> None:
@@ -128,7 +152,7 @@ class _Stopping:
         self._drain = drain
         self._calls = 0
         self._idle: anyio.Event | None = None
-        self._streams: set[anyio.CancelScope] = set()
+        self._running: set[anyio.CancelScope] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -136,35 +160,41 @@ class _Stopping:
                 tasks.start_soon(self._stop_when_told)
                 await self._app(scope, receive, send)
                 tasks.cancel_scope.cancel()
-        elif scope["type"] == "http" and scope["method"] == "GET" and scope["path"] != HEALTH_PATH:
-            await self._stream(scope, receive, send)
-        elif scope["type"] == "http":
+        elif scope["type"] != "http" or scope["path"] == HEALTH_PATH:
+            await self._app(scope, receive, send)
+        elif scope["method"] == "GET":
+            await self._cancellable(scope, receive, send)
+        else:
             self._calls += 1
             try:
-                await self._app(scope, receive, send)
+                await self._cancellable(scope, receive, send)
             finally:
                 self._calls -= 1
                 if not self._calls and self._idle is not None:
                     self._idle.set()
-        else:
-            await self._app(scope, receive, send)
 
-    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ended = False
+    async def _cancellable(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = ended = False
 
         async def tracked(message: Message) -> None:
-            nonlocal ended
+            nonlocal started, ended
+            started = started or message["type"] == "http.response.start"
             ended = ended or (message["type"] == "http.response.body" and not message.get("more_body", False))
             await send(message)
 
-        with anyio.CancelScope() as stream:
-            self._streams.add(stream)
+        with anyio.CancelScope() as request:
+            self._running.add(request)
             try:
                 await self._app(scope, receive, tracked)
             finally:
-                self._streams.discard(stream)
-        if stream.cancelled_caught and not ended:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                self._running.discard(request)
+        if request.cancelled_caught and not ended:
+            # Close the response properly; bounded, since a client that reads nothing would block the send.
+            with anyio.move_on_after(1):
+                if not started:
+                    await PlainTextResponse("Server stopping", status_code=503)(scope, receive, send)
+                else:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _until_idle(self) -> None:
         while self._calls:
@@ -181,17 +211,20 @@ class _Stopping:
         self._drain.expire()
         with anyio.move_on_after(_AFTER_GRACE_SECONDS):
             await self._until_idle()
-        for stream in list(self._streams):
-            stream.cancel()
+        if self._calls:
+            log.warning("requests_cut", calls_in_flight=self._calls)
+        for request in list(self._running):
+            request.cancel()
         AppStatus.should_exit = True  # ends any SSE response still open, now that no call needs one
 
 
 class _Server(uvicorn.Server):
     """uvicorn, telling the drain when a signal asks it to stop, and logging where it listens."""
 
-    def __init__(self, config: uvicorn.Config, drain: Drain) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Drain, limits: ConnectionLimits) -> None:
         super().__init__(config)
         self._drain = drain
+        self._limits = limits
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -200,7 +233,8 @@ class _Server(uvicorn.Server):
         for server in self.servers:
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                log.info("server_listening", url=f"http://{_url_host(host)}:{port}")
+                url = f"http://{_url_host(host)}:{port}"
+                log.info("server_listening", url=url, max_connections=self._limits.max_connections)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -219,23 +253,27 @@ def serve_http(settings: Settings, options: HttpOptions, tokens: TokenTable) -> 
     AppStatus.enable_automatic_graceful_drain = False
     drain = Drain(settings.shutdown_grace)
     app = build_http_app(settings, options, tokens, drain=drain)
+    limits = ConnectionLimits(connection_limit())
     config = uvicorn.Config(
         app,
         host=options.host,
         port=options.port,
+        http=guarded_protocol(limits),
+        ws="none",
         log_config=None,  # logging is ours: JSON on stderr (uvicorn's default config logs to stdout)
         access_log=False,
         lifespan="on",
-        # A backstop only: the drain ends calls at the grace period and streams right after.
-        timeout_graceful_shutdown=int(settings.shutdown_grace + 2 * _AFTER_GRACE_SECONDS),
+        # A backstop: the drain ends every request by the grace period plus _AFTER_GRACE_SECONDS.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace + _AFTER_GRACE_SECONDS) + 1,
     )
-    _Server(config, drain).run()
+    _Server(config, drain, limits).run()
 
 
 # -- bearer tokens --------------------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z0-9_.@+-]{1,64}")
-_HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})")
+_HASH_PREFIX = "sha256:"
+_HASHED = re.compile(r"[0-9a-fA-F]{64}")
 SINGLE_TOKEN_NAME = "default"  # noqa: S105 -- a client name, not a password
 """The client name of FLOW_MCP_TOKEN, the one-token setup."""
 
@@ -282,25 +320,42 @@ class TokenTable:
 
 def _read_file(path: Path) -> list[tuple[str, bytes]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: editors on Windows start a UTF-8 file with a byte order mark.
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        readable_by_others = os.name == "posix" and bool(path.stat().st_mode & stat.S_IROTH)
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"FLOW_MCP_TOKENS_FILE {path} cannot be read ({type(error).__name__}).") from None
+    if readable_by_others:
+        log.warning("tokens_file_readable_by_others", path=str(path), help=f"chmod 600 {path}")
     entries = []
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         name, sep, secret = line.partition(":")
+        name, secret = name.strip(), secret.strip()
         where = f"FLOW_MCP_TOKENS_FILE {path}, line {number}"
-        if not sep or not _NAME.fullmatch(name.strip()):
+        if not sep or not _NAME.fullmatch(name):
             # The line is not echoed: it may hold a token.
             raise ConfigurationError(f"{where}: expected 'name:token' with a name of letters, digits, '_.@+-'.")
-        hashed = _HASHED.fullmatch(secret.strip())
-        digest = bytes.fromhex(hashed[1]) if hashed else _digest(_checked(secret.strip(), where))
-        entries.append((name.strip(), digest))
+        entries.append((name, _stored_digest(secret, where)))
     if not entries:
         raise ConfigurationError(f"FLOW_MCP_TOKENS_FILE {path} holds no 'name:token' line.")
     return entries
+
+
+def _stored_digest(secret: str, where: str) -> bytes:
+    """The SHA-256 a line stands for: written out after 'sha256:', or that of the token on the line."""
+    if not secret.startswith(_HASH_PREFIX):
+        return _digest(_checked(secret, where))
+    hex_digest = secret.removeprefix(_HASH_PREFIX)
+    # A hash says nothing of the token's length: only the one who made it can see to a long token.
+    if not _HASHED.fullmatch(hex_digest):
+        raise ConfigurationError(
+            f"{where}: after 'sha256:' put the 64 hex digits of a long token's SHA-256 "
+            f"(printf %s TOKEN | sha256sum; {HOW_TO_MAKE_ONE})."
+        )
+    return bytes.fromhex(hex_digest)
 
 
 def _checked(token: str, where: str) -> str:
