@@ -36,6 +36,7 @@ SETTING_FLAGS: dict[str, str] = {
     "--poll-max-interval": "poll_max_interval",
     "--poll-growth": "poll_growth",
     "--max-events-per-poll": "max_events_per_poll",
+    "--max-result-bytes": "max_result_bytes",
     "--max-rps": "max_rps",
     "--max-retries": "max_retries",
     "--retry-max-seconds": "retry_max_seconds",
