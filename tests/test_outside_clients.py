@@ -5,6 +5,8 @@ replayed sessions, result sizes, and the tool, schema and resource listings."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +28,7 @@ from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.sandbox import SandboxServer
 from flow_mcp.server.app import build_server
 
-from .conftest import server_env, settings_for
+from .conftest import ROOT, server_env, settings_for
 from .httpserver import HttpServer, http_client
 from .test_http import ALICE, BOB
 from .upstream import Scripted, Upstream
@@ -322,6 +324,24 @@ async def test_poll_events_and_the_events_resource_stay_under_the_size_limit_and
     assert events_body["more"] is True and events_body["events"][0]["event_id"] == "h"
 
 
+async def test_an_ask_whose_answer_is_huge_stays_under_the_size_limit_and_says_it_was_cut() -> None:
+    turn = [
+        {"event_id": "h", "created_at_timestamp": "1000", "event_type": "human", "action_type": "message",
+         "metadata": {"message": "write a lot"}},
+        {"event_id": "a", "created_at_timestamp": "1001", "event_type": "ai", "action_type": "message",
+         "metadata": {"message": "z" * 3 * MEGABYTE}},
+    ]  # fmt: skip
+    with Upstream() as upstream:
+        upstream.script(poll=Scripted(body=json.dumps(turn).encode()))
+        async with Client(build_server(settings_for_upstream(upstream))) as client:
+            with anyio.fail_after(30):
+                asked = await client.call_tool("ask", {"message": "write a lot"})
+    assert not asked.is_error and asked.structured_content is not None, text_of(asked)[:500]
+    assert len(json.dumps(asked.model_dump(mode="json"))) <= MEGABYTE
+    assert asked.structured_content["status"] == "completed"
+    assert "truncated" in asked.structured_content["answer"]
+
+
 def settings_for_upstream(upstream: Upstream) -> Settings:
     return Settings(base_url=upstream.url, api_key=SecretStr("fh-upstream-key-123456"), max_retries=0, timeout=10)
 
@@ -399,3 +419,39 @@ async def test_over_http_each_client_lists_only_its_own_sessions(sandbox: Sandbo
             bob_sees = [str(r.uri) for r in (await bob.list_resources()).resources]
     assert alice_sees == [f"flowhunt://sessions/{mine['session_id']}/transcript"]
     assert bob_sees == [f"flowhunt://sessions/{theirs['session_id']}/transcript"]
+
+
+# -- the same through the TypeScript SDK (the MCP Inspector CLI) --------------------------------------------------
+
+INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
+
+
+@pytest.mark.skipif(
+    not INSPECTOR.exists() or shutil.which("node") is None,
+    reason="MCP Inspector not installed: run `npm install --no-package-lock` (needs Node 20+); .ci/run does",
+)
+def test_the_typescript_sdk_sees_the_sessions_as_resources_and_clear_argument_and_prompt_errors(
+    sandbox: SandboxServer,
+) -> None:
+    with HttpServer(server_env(sandbox)) as server:
+
+        def inspector(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(INSPECTOR), "--cli", f"{server.url}/mcp", "--transport", "http", *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+
+        call_ask = ("--method", "tools/call", "--tool-name", "ask", "--tool-arg", "message=hi")
+        asked = json.loads(inspector(*call_ask).stdout)
+        listed = json.loads(inspector("--method", "resources/list").stdout)["resources"]
+        wrong = inspector(*call_ask, "--tool-arg", "timeout_seconds=soon")
+        unknown = inspector("--method", "prompts/get", "--prompt-name", "no_such_prompt")
+    session_id = asked["structuredContent"]["session_id"]
+    assert [entry["uri"] for entry in listed] == [f"flowhunt://sessions/{session_id}/transcript"]
+    refused = json.loads(wrong.stdout)
+    assert refused["isError"] and "timeout_seconds" in refused["content"][0]["text"]
+    assert unknown.returncode != 0 and str(INVALID_PARAMS) in unknown.stderr
