@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_MAX_EVENTS_PER_POLL",
         description="Most events one poll_events result carries; the rest come with the next call.",
     )
+    max_result_bytes: int = Field(
+        default=1_000_000,
+        ge=100_000,
+        le=100_000_000,
+        validation_alias="FLOW_MCP_MAX_RESULT_BYTES",
+        description="Most bytes one tool result or resource carries; poll_events pages beyond it, huge fields are cut.",
+    )
     max_rps: float = Field(
         default=50.0,
         gt=0,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flow_mcp.errors import InvalidArgumentError
-from flow_mcp.flowhunt.turn import MAX_ID_CHARS, WAITING_ACTIONS, TurnProgress, WaitingFor
+from flow_mcp.flowhunt.turn import MAX_ID_CHARS, WAITING_ACTIONS, TurnProgress, WaitingFor, advance, latch_completed
 from flow_mcp.flowhunt.wire import RawEvent
 
 _CURSOR_PREFIX = "c1."
@@ -39,6 +39,8 @@ class Cursor:
     timestamp: int
     seen_at_timestamp: frozenset[str] = frozenset()
     progress: TurnProgress = field(default_factory=TurnProgress)
+    clock_skew_ms: int = 0
+    """How far FlowHunt's clock runs ahead of ours, as measured when the message was sent (0: unknown)."""
 
     def query_timestamp(self) -> str:
         """The ``from_timestamp`` to poll with: one millisecond early, right under both readings."""
@@ -65,6 +67,14 @@ class Cursor:
         seen = seen | {_id_key(event.event_id) for event in ordered if event.created_at_timestamp == newest}
         return ordered, replace(self, timestamp=newest, seen_at_timestamp=seen)
 
+    def advanced(
+        self, batch: Iterable[RawEvent], limit: int | None, now_ms: int, settle_ms: int
+    ) -> tuple[list[RawEvent], Cursor]:
+        """accept(), with the turn's progress carried forward: the new events and the cursor after them."""
+        fresh, cursor = self.accept(batch, limit)
+        progress = advance(self.progress, fresh, now_ms, self.clock_skew_ms)
+        return fresh, cursor.with_progress(latch_completed(progress, now_ms, settle_ms))
+
     def with_progress(self, progress: TurnProgress) -> Cursor:
         return replace(self, progress=progress)
 
@@ -84,6 +94,8 @@ class Cursor:
             state["s"] = progress.outcome
         if progress.last_event_ms is not None:
             state["l"] = progress.last_event_ms
+        if self.clock_skew_ms:
+            state["k"] = self.clock_skew_ms
         if progress.error:
             state["e"] = progress.error[:_MAX_CARRIED_TEXT]
         if progress.waiting_for:
@@ -161,6 +173,9 @@ def _cursor_from_state(state: Any) -> Cursor:
         raise ValueError("bad outcome")
     if last is not None and (not isinstance(last, int) or isinstance(last, bool)):
         raise ValueError("bad last event time")
+    skew = state.get("k", 0)
+    if not isinstance(skew, int) or isinstance(skew, bool):
+        raise ValueError("bad clock skew")
     error = state.get("e")
     waiting = state.get("w")
     if error is not None and not isinstance(error, str):
@@ -175,4 +190,4 @@ def _cursor_from_state(state: Any) -> Cursor:
         waiting_for=WaitingFor.model_validate(waiting) if waiting else None,
         last_event_ms=last,
     )
-    return Cursor(timestamp=timestamp, seen_at_timestamp=frozenset(ids), progress=progress)
+    return Cursor(timestamp=timestamp, seen_at_timestamp=frozenset(ids), progress=progress, clock_skew_ms=skew)

@@ -25,7 +25,11 @@ class Event(BaseModel):
     text: str | None = Field(default=None, description="The message or other human-readable text, if any.")
     credits: float = 0.0
     component_name: str | None = None
-    metadata: Any = Field(default=None, description="FlowHunt's metadata as received.")
+    metadata: Any = Field(
+        default=None,
+        description="FlowHunt's metadata as received.",
+        json_schema_extra={"type": ["object", "array", "string", "number", "boolean", "null"]},
+    )
 
 
 def summarize(event: RawEvent) -> str:

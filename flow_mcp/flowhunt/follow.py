@@ -20,7 +20,7 @@ from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.logger import get_logger
-from flow_mcp.flowhunt.turn import TurnProgress, advance, latch_completed, settles_at, status_of
+from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 
 log = get_logger()
@@ -91,11 +91,9 @@ def absorb(
     session_id: str, cursor: Cursor, batch: Sequence[RawEvent], settle_ms: int, limit: int | None = None
 ) -> tuple[list[RawEvent], Cursor]:
     """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
-    fresh, cursor = cursor.accept(batch, limit)
-    stamp = now_ms()
-    progress = advance(cursor.progress, fresh, stamp)
+    fresh, cursor = cursor.advanced(batch, limit, now_ms(), settle_ms)
     log_events(session_id, fresh)
-    return fresh, cursor.with_progress(latch_completed(progress, stamp, settle_ms))
+    return fresh, cursor
 
 
 async def follow(

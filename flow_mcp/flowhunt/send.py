@@ -74,7 +74,11 @@ async def send_message(
         message_id = text_of(found.meta, "message_id") or found.event_id
         return Sent(message_id, str(found.created_at_timestamp), cursor, [], recovered=True)
     cached = parse_events(invocation.cached_events, session_id=session_id)
-    events, cursor = absorb(session_id, Cursor(timestamp=int(invocation.created_at)), cached, settle_ms)
+    sent_at = int(invocation.created_at)
+    # FlowHunt stamped the message a moment before we got the answer: its clock's offset from ours, give or take the
+    # round trip, so that event timestamps can be read on our clock.
+    cursor = Cursor(timestamp=sent_at, clock_skew_ms=sent_at - now_ms())
+    events, cursor = absorb(session_id, cursor, cached, settle_ms)
     return Sent(invocation.message_id, invocation.created_at, cursor, events)
 
 

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from flow_mcp.flowhunt.events import failure_text, is_person_message, text_of
 from flow_mcp.flowhunt.wire import RawEvent
 
-MAX_LATENCY_CREDIT_MS = 500
 MAX_ID_CHARS = 64  # longer event ids and tool names ride in the cursor cut or as a digest
 
 TurnStatus = Literal["running", "completed", "failed", "waiting_for_input", "session_closed"]
@@ -47,15 +46,20 @@ class TurnProgress:
     last_event_ms: int | None = None  # local wall-clock time the last new event was received
 
 
-def advance(progress: TurnProgress, events: Sequence[RawEvent], now_ms: int) -> TurnProgress:
-    """Fold newly delivered events (oldest first) into the turn's progress."""
+def advance(progress: TurnProgress, events: Sequence[RawEvent], now_ms: int, clock_skew_ms: int = 0) -> TurnProgress:
+    """Fold newly delivered events (oldest first) into the turn's progress.
+
+    ``clock_skew_ms`` is how far FlowHunt's clock runs ahead of ours (negative: behind), when known.
+    """
     for event in events:
         progress = _fold(progress, event)
     if events:
         # The settle window runs from when the last event happened, not from when a poll happened to see it:
-        # FlowHunt's timestamp, trusted up to MAX_LATENCY_CREDIT_MS back (its clock is not ours).
-        happened = min(now_ms, max(event.created_at_timestamp for event in events))
-        progress = replace(progress, last_event_ms=max(happened, now_ms - MAX_LATENCY_CREDIT_MS))
+        # FlowHunt's timestamp on our clock. So an answer that FlowHunt stamped longer than the window ago (a
+        # replayed session) is completed at once, while one that just arrived still waits the window out.
+        # Never later than now: a clock running ahead must not stretch the window.
+        happened = max(event.created_at_timestamp for event in events) - clock_skew_ms
+        progress = replace(progress, last_event_ms=min(now_ms, happened))
     return progress
 
 

@@ -3,10 +3,15 @@ error saying what to send instead of a schema error."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
-from typing import Annotated
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from flow_mcp.errors import InvalidArgumentError
 from flow_mcp.flowhunt.wire import AI_MODELS
@@ -14,6 +19,7 @@ from flow_mcp.server.callers import HANDLE_PATTERN
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_POLL_WAIT_SECONDS = 45.0
+MIN_ASK_TIMEOUT_SECONDS = 1.0
 MAX_ASK_TIMEOUT_SECONDS = 600.0
 
 SessionIdArg = Annotated[
@@ -48,13 +54,20 @@ CursorArg = Annotated[
     str,
     Field(description="The cursor from invoke, ask or the previous poll_events (or a FlowHunt timestamp)."),
 ]
+# The limits are in the schema for clients to see; the tools check them (check_seconds), with a text that says so.
 WaitSecondsArg = Annotated[
     float,
-    Field(description="Wait up to this long (0-45 s) for new events instead of returning at once."),
+    Field(
+        description="Wait up to this long (0-45 s) for new events instead of returning at once.",
+        json_schema_extra={"minimum": 0, "maximum": MAX_POLL_WAIT_SECONDS},
+    ),
 ]
 TimeoutSecondsArg = Annotated[
     float | None,
-    Field(description="Return after this many seconds even if the turn is still running (default 50)."),
+    Field(
+        description="Return after this many seconds even if the turn is still running (default 50).",
+        json_schema_extra={"minimum": MIN_ASK_TIMEOUT_SECONDS, "maximum": MAX_ASK_TIMEOUT_SECONDS},
+    ),
 ]
 
 
@@ -94,3 +107,75 @@ def check_seconds(name: str, value: float, *, low: float, high: float) -> float:
 
 def _squash(text: str) -> str:
     return "".join(text.split()).lower()
+
+
+# -- argument types ------------------------------------------------------------------------------------------
+
+
+def argument_errors(tool: Callable[..., Any], arguments: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the types of ``arguments`` for ``tool``: one sentence per argument, naming it and saying
+    what to send (the SDK's own message is a pydantic dump). Values are checked as the SDK checks them."""
+    errors = []
+    for name, (adapter, required) in _parameters(tool).items():
+        wanted, meaning = _wanted(adapter, required), _meaning(name, adapter)
+        if name not in arguments:
+            if required:
+                errors.append(f"Argument {name} is missing: send {wanted}.{meaning}")
+            continue
+        try:
+            adapter.validate_python(_as_the_sdk_reads(adapter, arguments[name]))
+        except PydanticValidationError:
+            errors.append(f"Argument {name} must be {wanted}; got {_kind(arguments[name])}.{meaning}")
+    return errors
+
+
+@cache
+def _parameters(tool: Callable[..., Any]) -> dict[str, tuple[TypeAdapter[Any], bool]]:
+    signature = inspect.signature(tool, eval_str=True)
+    return {
+        name: (TypeAdapter(parameter.annotation), parameter.default is inspect.Parameter.empty)
+        for name, parameter in signature.parameters.items()
+        if name != "ctx"  # the MCP context, not an argument
+    }
+
+
+def _as_the_sdk_reads(adapter: TypeAdapter[Any], value: Any) -> Any:
+    # The SDK first reads a string as JSON for any parameter but a plain str (hosts send 'null', '[1]', 'true').
+    if not isinstance(value, str) or adapter.core_schema["type"] == "str":
+        return value
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        return value
+    return value if isinstance(parsed, str | int | float) else parsed
+
+
+def _wanted(adapter: TypeAdapter[Any], required: bool) -> str:
+    schema = adapter.json_schema()
+    kinds = [option.get("type") for option in schema.get("anyOf", [schema])]
+    wanted = " or ".join(_KINDS[kind] for kind in kinds if kind in _KINDS)
+    if choices := [choice for choice in schema.get("enum", []) if choice is not None]:
+        wanted = "one of " + ", ".join(json.dumps(choice) for choice in choices)
+    if "minimum" in schema and "maximum" in schema:
+        wanted += f" from {schema['minimum']:g} to {schema['maximum']:g}"
+    return wanted if required else wanted + ", or left out"
+
+
+def _meaning(name: str, adapter: TypeAdapter[Any]) -> str:
+    description = adapter.json_schema().get("description")
+    return f" {name}: {description}" if description else ""
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+_KINDS = {"string": "a string", "number": "a number", "integer": "a whole number", "boolean": "true or false"}

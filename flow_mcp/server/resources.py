@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp_types import Resource
 from pydantic import Field
 
+from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError, NotFoundError
 from flow_mcp.flowhunt.cursor import Cursor
 from flow_mcp.flowhunt.events import normalize
@@ -19,7 +21,7 @@ from flow_mcp.flowhunt.follow import replay
 from flow_mcp.flowhunt.transcript import transcript_markdown
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.server.callers import Caller
-from flow_mcp.server.results import describe
+from flow_mcp.server.results import RESERVED_BYTES, describe, fit, page
 
 log = structlog.get_logger()
 
@@ -43,8 +45,23 @@ async def _read(ctx: Context[Any], caller_of: CallerOf, session_id: str) -> tupl
     return events, cursor
 
 
-def register_resources(mcp: MCPServer[Any], caller_of: CallerOf) -> None:
+def session_resources(session_ids: Iterable[str]) -> list[Resource]:
+    """The transcript of each of these sessions (ids as their caller sees them), for resources/list."""
+    return [
+        Resource(
+            uri=TRANSCRIPT_URI.format(session_id=sid),
+            name=f"session_{sid}",
+            title=f"FlowHunt session {sid}",
+            description="The transcript of a Flow Assistant session this server worked with. Markdown.",
+            mime_type="text/markdown",
+        )
+        for sid in session_ids
+    ]
+
+
+def register_resources(mcp: MCPServer[Any], caller_of: CallerOf, settings: Settings) -> None:
     """Add the session resources and the prompt to ``mcp``; ``caller_of`` says who reads and with which client."""
+    room = settings.max_result_bytes - RESERVED_BYTES
 
     @mcp.resource(
         TRANSCRIPT_URI,
@@ -56,22 +73,28 @@ def register_resources(mcp: MCPServer[Any], caller_of: CallerOf) -> None:
     )
     async def transcript(session_id: str, ctx: Context[Any]) -> str:
         events, _ = await _read(ctx, caller_of, session_id)
-        return transcript_markdown(session_id, events)
+        text: str = fit(transcript_markdown(session_id, events), room)
+        return text
 
     @mcp.resource(
         EVENTS_URI,
         name="session_events",
         title="Session events",
         description="Every event of a FlowHunt Flow Assistant session so far, oldest first, normalized like "
-        "poll_events' events, with a cursor to poll for newer ones. JSON.",
+        "poll_events' events, with a cursor to poll for newer ones. JSON. If `more` is true, the rest did not fit "
+        "in one read: get it with poll_events from the cursor.",
         mime_type="application/json",
     )
     async def events(session_id: str, ctx: Context[Any]) -> str:
         raw, cursor = await _read(ctx, caller_of, session_id)
+        shown, more = page([normalize(event) for event in raw], room)
+        if more:
+            cursor = Cursor(timestamp=0).accept(raw[: len(shown)])[1]
         body = {
             "session_id": session_id,
-            "events": [normalize(event).model_dump(mode="json") for event in raw],
+            "events": [event.model_dump(mode="json") for event in shown],
             "cursor": cursor.encode(),
+            "more": more,
         }
         return json.dumps(body, ensure_ascii=False)
 

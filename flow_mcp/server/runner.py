@@ -250,6 +250,69 @@ class TurnBook:
         return self._unfinished.get(session_id)
 
 
+# -- which sessions each caller touched ----------------------------------------------------------------------
+
+_MAX_OWNERS = 1000  # callers remembered; the least recently active are forgotten first
+_MAX_SESSIONS_PER_OWNER = 50
+
+
+class RecentSessions:
+    """The sessions this server touched, per owner, most recent first; bounded, in-process."""
+
+    def __init__(self) -> None:
+        self._by_owner: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
+
+    def touch(self, owner: str, session_id: str) -> None:
+        sessions = self._by_owner.pop(owner, None) or OrderedDict()
+        sessions.pop(session_id, None)
+        sessions[session_id] = None
+        while len(sessions) > _MAX_SESSIONS_PER_OWNER:
+            sessions.popitem(last=False)
+        self._by_owner[owner] = sessions
+        while len(self._by_owner) > _MAX_OWNERS:
+            self._by_owner.popitem(last=False)
+
+    def of(self, owner: str) -> list[str]:
+        """The owner's sessions, most recently touched first."""
+        return list(reversed(self._by_owner.get(owner, {})))
+
+
+# -- calls in flight, to cancel ------------------------------------------------------------------------------
+
+CallKey = tuple[str | None, ...]
+
+
+class CallsInFlight:
+    """Running requests by who sent them and their JSON-RPC id, so that a cancellation can reach them.
+
+    The SDK cancels a request when its own connection carries the cancellation; a stateless HTTP server gives
+    every POST a connection of its own, so there the cancellation arrives where the request is unknown.
+    """
+
+    def __init__(self) -> None:
+        self._scopes: dict[CallKey, list[anyio.CancelScope]] = {}
+
+    @contextmanager
+    def running(self, key: CallKey) -> Iterator[anyio.CancelScope]:
+        """A block that ``cancel(key)`` cancels; check ``cancelled_caught`` afterwards."""
+        with anyio.CancelScope() as scope:
+            self._scopes.setdefault(key, []).append(scope)
+            try:
+                yield scope
+            finally:
+                self._scopes[key].remove(scope)
+                if not self._scopes[key]:
+                    del self._scopes[key]
+
+    def cancel(self, key: CallKey) -> bool:
+        """Cancel the one request under ``key``; with none, or several (an id reused), cancel nothing."""
+        scopes = self._scopes.get(key, [])
+        if len(scopes) != 1:
+            return False
+        scopes[0].cancel()
+        return True
+
+
 # -- graceful stop -------------------------------------------------------------------------------------------
 
 

@@ -6,10 +6,10 @@ Tool docstrings are written for the model that calls them: what the tool does, w
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar
 
 import anyio
 import structlog
@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
-from flow_mcp.flowhunt.events import is_answer, normalize, text_of
+from flow_mcp.flowhunt.events import Event, normalize
 from flow_mcp.flowhunt.follow import now_ms
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import status_of
@@ -46,9 +46,11 @@ from flow_mcp.server.arguments import (
 )
 from flow_mcp.server.callers import Access, Caller
 from flow_mcp.server.results import AskResult, CreateSessionResult, InvokeResult, PollResult, describe
-from flow_mcp.server.runner import Hint, TurnRunner
+from flow_mcp.server.runner import CallsInFlight, Hint, RecentSessions, TurnRunner
 
 log = structlog.get_logger()
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass
@@ -58,6 +60,8 @@ class AppState:
     settings: Settings
     access: Access
     runner: TurnRunner
+    sessions: RecentSessions = field(default_factory=lambda: RecentSessions())
+    calls: CallsInFlight = field(default_factory=lambda: CallsInFlight())
 
 
 async def create_session(
@@ -75,7 +79,8 @@ async def create_session(
             created_at=created.created_at,
             workspace_id=await caller.client.workspace_id(),
         )
-        return _result(result, results.create_session_text(result))
+        _touched(ctx, caller, created.session_id)
+        return _result(ctx, result, results.create_session_text)
 
 
 async def invoke(
@@ -97,7 +102,8 @@ async def invoke(
             cursor=sent.cursor.encode(),
             events=[normalize(event) for event in sent.events],
         )
-        return _result(result, results.invoke_text(result))
+        _touched(ctx, caller, sid)
+        return _result(ctx, result, results.invoke_text)
 
 
 async def poll_events(
@@ -112,23 +118,31 @@ async def poll_events(
     async with _calling(ctx, "poll_events", Hint(session_id=session_id)) as caller:
         sid = caller.session(session_id)
         wait = check_seconds("wait_seconds", wait_seconds, low=0, high=MAX_POLL_WAIT_SECONDS)
-        collected: list[RawEvent] = []
+        start = decode_cursor(cursor)
+        batches: Batches = []
 
-        async def keep(events: Sequence[RawEvent], _: Cursor) -> None:
-            collected.extend(events)
+        async def keep(events: Sequence[RawEvent], after: Cursor) -> None:
+            batches.append((events, after))
 
         limit = state.settings.max_events_per_poll
         end = await state.runner.follow(
             caller,
             sid,
-            decode_cursor(cursor),
+            start,
             deadline=time.monotonic() + wait,
             until="new_events",
             on_events=keep,
             max_events=limit,
         )
-        result = _poll_result(caller.public(sid), collected, end, more=len(collected) >= limit, settings=state.settings)
-        return _result(result, results.poll_text(result))
+        delivered = [normalize(event) for events, _ in batches for event in events]
+        # A result has a size limit as well as a count limit: a page that fills it ends where the next one begins.
+        shown, cut = results.page(delivered, state.settings.max_result_bytes - results.RESERVED_BYTES)
+        if cut:
+            end = _cursor_after(start, batches, len(shown), state.settings.settle_ms)
+        more = cut or len(delivered) >= limit
+        result = _poll_result(caller.public(sid), shown, end, more=more, settings=state.settings)
+        _touched(ctx, caller, sid)
+        return _result(ctx, result, results.poll_text)
 
 
 async def ask(
@@ -164,19 +178,25 @@ async def ask(
         else:
             sid = (await caller.client.create_session(context_flow_id)).session_id
         hint.session_id = caller.public(sid)
+        _touched(ctx, caller, sid)
         async with state.runner.one_turn(caller, sid, continuing=continuing) as record:
-            result = await state.runner.ask(
-                caller,
-                sid,
-                text,
-                model,
-                deadline=started + budget,
-                report=ctx.report_progress,
-                hint=hint,
-                new_session=not continuing,
-            )
+            try:
+                result = await state.runner.ask(
+                    caller,
+                    sid,
+                    text,
+                    model,
+                    deadline=started + budget,
+                    report=ctx.report_progress,
+                    hint=hint,
+                    new_session=not continuing,
+                )
+            except anyio.get_cancelled_exc_class():
+                # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next ask checks it first.
+                record(hint.cursor)
+                raise
             record(result.cursor if result.status == "running" else None)
-        return _result(result, results.ask_text(result))
+        return _result(ctx, result, results.ask_text)
 
 
 TOOLS: dict[Callable[..., Awaitable[CallToolResult]], ToolAnnotations] = {
@@ -191,12 +211,12 @@ TOOLS: dict[Callable[..., Awaitable[CallToolResult]], ToolAnnotations] = {
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _poll_result(public_id: str, events: list[RawEvent], end: Cursor, *, more: bool, settings: Settings) -> PollResult:
+def _poll_result(public_id: str, events: list[Event], end: Cursor, *, more: bool, settings: Settings) -> PollResult:
     progress = end.progress
-    answers = [text_of(event.meta, "message") for event in events if is_answer(event)]
+    answers = [event.text for event in events if results.is_answer_event(event)]
     return PollResult(
         session_id=public_id,
-        events=[normalize(event) for event in events],
+        events=events,
         cursor=end.encode(),
         status=status_of(progress, now_ms(), settings.settle_ms),
         more=more,
@@ -206,16 +226,46 @@ def _poll_result(public_id: str, events: list[RawEvent], end: Cursor, *, more: b
     )
 
 
+Batches = list[tuple[Sequence[RawEvent], Cursor]]
+
+
+def _cursor_after(start: Cursor, batches: Batches, count: int, settle_ms: int) -> Cursor:
+    """The cursor right after the first ``count`` delivered events: whole batches, then part of the next."""
+    cursor = start
+    for events, after in batches:
+        if count < len(events):
+            return cursor.advanced(events, count, now_ms(), settle_ms)[1]
+        count -= len(events)
+        cursor = after
+    return cursor
+
+
+def _touched(ctx: Context[AppState], caller: Caller, sid: str) -> None:
+    _state(ctx).sessions.touch(owner_of(caller), sid)
+
+
+def owner_of(caller: Caller) -> str:
+    """Who owns the sessions a caller touches: over HTTP one per client (and FlowHunt key), the one user on stdio.
+
+    A session handle is bound to exactly that identity, so the handle of a fixed name stands for it.
+    """
+    return caller.public("sessions")
+
+
 def _state(ctx: Context[AppState]) -> AppState:
     return ctx.request_context.lifespan_context
 
 
 def caller_of(ctx: Context[AppState]) -> AbstractAsyncContextManager[Caller]:
     """Who calls: over HTTP, the client the bearer token names, with the FlowHunt key it sent if it brings one."""
-    access = _state(ctx).access
+    return caller_for(_state(ctx).access, ctx.headers)
+
+
+def caller_for(access: Access, headers: Mapping[str, str] | None) -> AbstractAsyncContextManager[Caller]:
+    """The Caller of a request with these HTTP headers (None on stdio), as ``caller_of``."""
     token = get_access_token()
     key_header = access.key_header
-    api_key = (ctx.headers or {}).get(key_header) if key_header else None
+    api_key = (headers or {}).get(key_header) if key_header else None
     return access.caller(token.client_id if token else None, api_key)
 
 
@@ -229,10 +279,16 @@ async def _calling(ctx: Context[AppState], tool: str, hint: Hint) -> AsyncIterat
                 yield caller
 
 
-def _result(result: BaseModel, text: str) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json")
-    )
+def _result(ctx: Context[AppState], result: Model, text_of: Callable[[Model], str]) -> CallToolResult:
+    """The tool result: ``text_of(result)`` and the structured content, within the size limit of a result."""
+    limit = _state(ctx).settings.max_result_bytes
+    data, text = result.model_dump(mode="json"), text_of(result)
+    if results.json_size(data) + results.json_size(text) > limit:
+        # A safety net: the parts are bounded already (tool outputs, events per page); here long strings give way.
+        log.warning("result_cut", size=results.json_size(data) + results.json_size(text), limit=limit)
+        result = type(result).model_validate(results.fit(data, limit // 2))
+        data, text = result.model_dump(mode="json"), results.fit(text_of(result), limit // 2)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
 @contextmanager
