@@ -8,7 +8,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import get_type_hints
 
+from flow_mcp.sandbox.flows import parse_flows
+
 ENV_PREFIX = "FLOWHUNT_SANDBOX_"
+
+# Every API call the sandbox answers, by name: the request log's `kind`, and the words `out_of_credits` takes.
+CALL_KINDS = (
+    "auth_me",
+    "assistant_create",
+    "assistant_invoke",
+    "assistant_poll",
+    "flow_list",
+    "flow_get",
+    "flow_session_create",
+    "flow_invoke",
+    "flow_poll",
+    "flow_attach",
+    "flow_resume_hook",
+    "flow_cancel",
+)
+# `out_of_credits: all` covers every call but who-am-I: identifying a key costs no credits.
+CREDIT_KINDS = CALL_KINDS[1:]
+ASSISTANT_RESUME = ("accept", "404", "405", "422")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -40,8 +61,16 @@ class SandboxConfig:
     rate_truncated: float = 0.0
     rate_wrong_shape: float = 0.0
     seed: int | None = None
-    # Limit faults to paths containing this text (e.g. "/invoke"); empty: every /v3 path.
+    # Limit faults to paths containing this text (e.g. "/invoke"); empty: every /v3 and /v2/flows path.
     fault_only: str = ""
+    # Answer 402 (out of credits) to these calls: CALL_KINDS names separated by commas, or "all".
+    out_of_credits: str = ""
+    # The published flows (V2): a JSON list of flow objects (see flows.py); empty: flows.DEFAULT_FLOWS.
+    flows: str = ""
+    # resume-hook on a Flow Assistant (V3) session id: "accept", or refuse it with 404, 405 or 422.
+    assistant_resume: str = "accept"
+    # Largest attachment accepted (bytes); a bigger one is answered 413. null: no limit.
+    max_attachment_bytes: int | None = 10 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SandboxConfig:
@@ -61,6 +90,11 @@ class SandboxConfig:
         checked = {name: _checked(name, value) for name, value in changes.items()}
         for name, value in checked.items():
             setattr(self, name, value)
+
+    def out_of_credits_for(self, kind: str) -> bool:
+        """True when calls of this kind are to be answered 402."""
+        chosen = _words(self.out_of_credits)
+        return kind in chosen or ("all" in chosen and kind in CREDIT_KINDS)
 
     def workspaces_by_key(self) -> dict[str, str]:
         """Every API key the sandbox accepts, with the workspace it belongs to."""
@@ -133,4 +167,25 @@ def _checked(name: str, value: object) -> object:
         return value
     if not isinstance(value, str):
         raise ValueError(f"{name}: expected a string")
+    check = _TEXT_CHECKS.get(name)
+    if check is not None:
+        check(value)
     return value
+
+
+def _words(text: str) -> set[str]:
+    return {word.strip() for word in text.split(",") if word.strip()}
+
+
+def _check_kinds(text: str) -> None:
+    unknown = _words(text) - {*CALL_KINDS, "all"}
+    if unknown:
+        raise ValueError(f"out_of_credits: unknown call kinds {sorted(unknown)}; known: all, {', '.join(CALL_KINDS)}")
+
+
+def _check_assistant_resume(text: str) -> None:
+    if text not in ASSISTANT_RESUME:
+        raise ValueError(f"assistant_resume: expected one of {', '.join(ASSISTANT_RESUME)}")
+
+
+_TEXT_CHECKS = {"out_of_credits": _check_kinds, "flows": parse_flows, "assistant_resume": _check_assistant_resume}

@@ -1,9 +1,11 @@
 """ASGI middleware that logs every API request and injects the faults the config asks for.
 
-Faults apply to the /v3 endpoints only. 429 and 503 are answered before the request reaches the app (no side
+Every request is logged with its call kind (the name of the route it matches, see config.CALL_KINDS). Calls whose
+kind the `out_of_credits` knob lists are answered 402 before anything else (no side effect). Random faults apply
+to the /v3 and /v2/flows endpoints. 429 and 503 are answered before the request reaches the app (no side
 effect, safe to retry). 500, reset, truncated and wrong_shape are applied after the app has run, so the invoke's
-turn really starts: a client that retries an invoke on those will visibly send it twice. A stall sleeps and then
-lets the request through, which is what a server does when the client has already given up.
+turn really starts (and a resume-hook really resumes): a client that retries on those will visibly send twice.
+A stall sleeps and then lets the request through, which is what a server does when the client has already given up.
 """
 
 from __future__ import annotations
@@ -11,17 +13,24 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from email.utils import formatdate
 
 import anyio
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flow_mcp.sandbox.state import JSONDict, SandboxState
+from flow_mcp.sandbox.sessions import JSONDict
+from flow_mcp.sandbox.state import SandboxState
 
 logger = logging.getLogger("flow_mcp.sandbox")
 
 FAULT_SCOPE_KEY = "flow_mcp.sandbox.fault"
+# The request's log entry, for handlers that add details to it (resume-hook notes the hook id and the outcome).
+ENTRY_SCOPE_KEY = "flow_mcp.sandbox.entry"
 CONTROL_PREFIX = "/_sandbox/"
+_FAULTY_PREFIXES = ("/v3/", "/v2/flows/")
+OUT_OF_CREDITS = "Out of credits: top up the workspace's credits in FlowHunt"
 _BEFORE = frozenset({"429", "503"})
 _AFTER = frozenset({"500", "reset", "truncated", "wrong_shape"})
 
@@ -29,9 +38,10 @@ _AFTER = frozenset({"500", "reset", "truncated", "wrong_shape"})
 class FaultMiddleware:
     """Wraps the sandbox app: request log, latency, and fault injection."""
 
-    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+    def __init__(self, app: ASGIApp, state: SandboxState, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.state = state
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -40,11 +50,19 @@ class FaultMiddleware:
             return
         raw_path = scope.get("raw_path") or path.encode()
         query = scope.get("query_string", b"").decode("latin-1")
-        entry = self.state.record_request(scope["method"], raw_path.decode("latin-1"), query)
+        kind = self._kind(scope)
+        entry = self.state.record_request(scope["method"], raw_path.decode("latin-1"), query, kind)
+        scope[ENTRY_SCOPE_KEY] = entry
         config = self.state.config
         if config.latency_ms > 0:
             await anyio.sleep(config.latency_ms / 1000)
-        fault = self.state.draw_fault() if path.startswith("/v3/") and config.fault_only in path else None
+        if kind is not None and config.out_of_credits_for(kind):
+            self.state.record_fault("402", entry)
+            self.state.set_status(entry, 402)
+            await _send_json(send, 402, {"detail": OUT_OF_CREDITS}, [])
+            return
+        faulty = path.startswith(_FAULTY_PREFIXES) and config.fault_only in path
+        fault = self.state.draw_fault() if faulty else None
         if fault is not None:
             logger.info("sandbox fault %s on %s %s", fault, scope["method"], path)
         if fault in _BEFORE:
@@ -65,6 +83,13 @@ class FaultMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_and_note)
+
+    def _kind(self, scope: Scope) -> str | None:
+        """The name of the route the request matches in full (path and method), or None."""
+        for route in self.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                return getattr(route, "name", None)
+        return None
 
     async def _refuse(self, fault: str, entry: JSONDict, send: Send) -> None:
         if fault == "429":

@@ -3,11 +3,13 @@
 A course is chosen by trigger words in the message (case-insensitive, whole words): the first row of
 `SCENARIOS` whose trigger matches wins, and a message with no trigger gets the default course. Adding a
 scenario means writing one builder and one table row. Offsets are milliseconds after the invoke, at
-pacing 1.0; the state layer scales them and turns them into timestamps.
+pacing 1.0; the state layer scales them and turns them into timestamps. `resume_course` writes what follows
+a hook a person answered through resume-hook.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ class Course:
 
     message: str
     message_id: str
+    sender: str = ASSISTANT_NAME
     clock_ms: int = 0
     events: list[ScriptedEvent] = field(default_factory=list)
     _counter: int = 0
@@ -120,7 +123,7 @@ class Course:
         meta: dict[str, object] = {
             "message_id": self.message_id,
             "message": text,
-            "sender": {"sender_name": ASSISTANT_NAME},
+            "sender": {"sender_name": self.sender},
         }
         self.emit(after_ms, "message", "ai", meta, credits=credits)
 
@@ -171,6 +174,51 @@ def welcome_script(message_id: str) -> list[ScriptedEvent]:
     course = Course(message="", message_id=message_id)
     course.answer(80, "Hi! I am the Flow Assistant. Tell me what your flow should do.", credits=0)
     return course.events
+
+
+def resume_course(
+    waiting: WaitingEvent, message: str, form_data: Mapping[str, object] | None, sender: str, message_id: str
+) -> list[ScriptedEvent]:
+    """What follows a resumed hook: a little more work, then an answer quoting the person's message.
+
+    An approval is granted by `form_data.approved` (a boolean) or, without it, by a message starting with
+    approve/approved/yes/ok; anything else rejects, and the answer says which it was.
+    """
+    course = Course(message=message, message_id=message_id, sender=sender)
+    if waiting.action_type != "hitl_approval_requested":
+        course.loading(100, "continue", "Continuing with your answer")
+        course.tool_call(100, "use_answer", message, 300, "Answer taken into account.", credits=0.2)
+        course.answer(300, f'Thank you. You answered: "{message}". I went on with it and finished.')
+        return course.events
+    tool_name = str(waiting.metadata.get("tool_name"))
+    if _approved(message, form_data):
+        args = json.dumps(waiting.metadata.get("tool_args"), sort_keys=True, ensure_ascii=False)
+        course.tool_call(100, tool_name, args, 300, f"{tool_name} done.", credits=0.5)
+        course.answer(300, f'Approved: I ran {tool_name}. Your message: "{message}".')
+    else:
+        reason = form_data.get("reason") if form_data else None
+        because = f" Reason: {reason}." if isinstance(reason, str) and reason else ""
+        course.answer(200, f'Rejected: I did not run {tool_name}. Your message: "{message}".{because}')
+    return course.events
+
+
+@dataclass(frozen=True)
+class WaitingEvent:
+    """The event a turn waits on: its type and metadata (hook_id, and for an approval the tool it asks about)."""
+
+    action_type: str
+    metadata: Mapping[str, object]
+
+
+_YES = frozenset({"approve", "approved", "yes", "ok", "y"})
+
+
+def _approved(message: str, form_data: Mapping[str, object] | None) -> bool:
+    decided = form_data.get("approved") if form_data else None
+    if isinstance(decided, bool):
+        return decided
+    words = re.findall(r"\w+", message.lower())
+    return bool(words) and words[0] in _YES
 
 
 def choose_scenario(message: str) -> Scenario:
