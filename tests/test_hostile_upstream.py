@@ -11,13 +11,15 @@ import math
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 import anyio
+import httpx2
 import pydantic
 import pytest
 from mcp import Client
@@ -29,12 +31,14 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import ConfigurationError, RateLimitError, TransportError
 from flow_mcp.flowhunt import ratelimit
 from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.cursor import decode_cursor
 from flow_mcp.sandbox import SandboxServer
 from flow_mcp.server import arguments
 from flow_mcp.server.app import build_server
 from flow_mcp.server.results import describe
 
 from .conftest import server_env, settings_for
+from .test_client import assert_delivered_exactly_once, follow_turn
 from .test_fuzz import assert_handled, text_of, upstream_settings
 from .test_stdio import SECRET_KEY, teed_server
 from .upstream import Scripted, Upstream
@@ -172,7 +176,7 @@ async def test_a_large_body_within_the_limit_is_parsed_whole() -> None:
     body = [{**event, "event_id": str(i), "created_at_timestamp": 10 + i} for i in range(3000)]  # about 3 MB
     with Upstream() as upstream:
         upstream.script(poll=Scripted(200, json.dumps(body).encode()))
-        async with FlowHuntClient(upstream_settings(upstream)) as client:
+        async with FlowHuntClient(upstream_settings(upstream, max_response_bytes=32 * 1024 * 1024)) as client:
             events = await client.poll("sess-1", "0")
     assert [event.event_id for event in events] == [str(i) for i in range(3000)]
 
@@ -228,7 +232,7 @@ AN_HOUR = Scripted(429, b'{"detail": "slow down"}', {"Retry-After": "3600"})
 async def test_an_hour_long_retry_after_is_capped_and_later_calls_fail_at_once_instead_of_hanging() -> None:
     with Upstream() as upstream:
         upstream.script(poll=AN_HOUR)
-        async with FlowHuntClient(upstream_settings(upstream, retry_max_seconds=10)) as client:
+        async with FlowHuntClient(upstream_settings(upstream, retry_max_seconds=10, max_retry_after=60)) as client:
             with anyio.fail_after(5):
                 with pytest.raises(RateLimitError) as first:
                     await client.poll("sess-1", "0")
@@ -254,7 +258,9 @@ async def test_the_pause_a_retry_after_imposes_ends_at_the_configured_cap() -> N
 async def test_ask_fails_at_once_with_retry_advice_when_the_key_is_paused_past_its_deadline() -> None:
     with Upstream() as upstream:
         upstream.script(create=Scripted(429, b"{}", {"Retry-After": "30"}))
-        patient = upstream_settings(upstream, workspace_id="ws-1", max_retries=4, retry_max_seconds=60)
+        patient = upstream_settings(
+            upstream, workspace_id="ws-1", max_retries=4, retry_max_seconds=60, max_retry_after=60
+        )
         async with memory_client(patient) as client:
             with anyio.fail_after(5):
                 result = await client.call_tool("ask", {"message": "hello", "timeout_seconds": 2})
@@ -453,3 +459,108 @@ async def test_a_402_is_an_out_of_credits_error_that_is_not_retried() -> None:
                 await client.create_session()
     assert len(upstream.paths()) == 1
     assert "credits" in describe(raised.value)
+
+
+# -- the sandbox's hostile knobs -----------------------------------------------------------------------------
+
+HOSTILE_KNOBS: dict[str, dict[str, object]] = {
+    "lone surrogates": {"rate_surrogate": 0.5},
+    "invalid UTF-8": {"rate_bad_utf8": 0.5},
+    "oversized bodies": {"rate_oversized": 0.2, "oversized_bytes": 1_000_000.0},
+    "dripping bodies": {"rate_drip": 0.2, "drip_s": 1.5},
+    "hostile Retry-After": {"rate_429": 0.3, "hostile_retry_after": True},
+}
+
+
+def finished_turn(sandbox: SandboxServer, http: httpx2.Client) -> str:
+    """A session whose first turn has run to its answer; the sandbox's own API, no flow_mcp involved."""
+    session_id = http.post("/v3/flow-assistants/create", params={"workspace_id": "ws-sandbox"}).json()["session_id"]
+    http.post(f"/v3/flow-assistants/{session_id}/invoke", json={"message": "hello"}).raise_for_status()
+    give_up = time.monotonic() + 10
+    while not any(e["event_type"] == "ai" and e["action_type"] == "message" for e in raw_poll(http, session_id)):
+        assert time.monotonic() < give_up, "the sandbox's turn did not finish"
+        time.sleep(0.02)  # the sandbox's clock makes the events visible; there is nothing to await
+    return session_id
+
+
+def raw_poll(http: httpx2.Client, session_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = http.post(f"/v3/flow-assistants/{session_id}/invocation_response/0").json()
+    return events
+
+
+@pytest.fixture
+def sandbox_http(sandbox: SandboxServer) -> Iterator[httpx2.Client]:
+    headers = {"Authorization": f"Bearer {sandbox.config.api_key}"}
+    with httpx2.Client(base_url=sandbox.url, headers=headers, timeout=10) as http:
+        yield http
+
+
+@pytest.mark.parametrize("knob", ["rate_surrogate", "rate_bad_utf8"])
+def test_the_sandbox_poisons_the_texts_of_flowhunts_answers_but_not_a_persons_message(
+    sandbox: SandboxServer, sandbox_http: httpx2.Client, knob: str
+) -> None:
+    session_id = finished_turn(sandbox, sandbox_http)
+    sandbox.state.update_config({knob: 1.0})
+    raw = sandbox_http.post(f"/v3/flow-assistants/{session_id}/invocation_response/0").content
+    if knob == "rate_surrogate":
+        assert b"\\ud800" in raw
+        events = json.loads(raw)
+        poisoned = "\ud800"
+    else:
+        with pytest.raises(UnicodeDecodeError):
+            raw.decode("utf-8")
+        events = json.loads(raw.decode("utf-8", "replace"))
+        poisoned = "\ufffd"
+    messages = {e["event_type"]: e["metadata"]["message"] for e in events if e["action_type"] == "message"}
+    assert messages["ai"].endswith(poisoned) and messages["human"] == "hello"
+
+
+def test_the_sandbox_pads_an_answer_past_oversized_bytes_and_keeps_it_json(
+    sandbox: SandboxServer, sandbox_http: httpx2.Client
+) -> None:
+    session_id = finished_turn(sandbox, sandbox_http)
+    sandbox.state.update_config({"rate_oversized": 1.0, "oversized_bytes": 3_000_000.0})
+    for _ in range(4):  # plain or as a gzip bomb, drawn each time
+        response = sandbox_http.post(f"/v3/flow-assistants/{session_id}/invocation_response/0")
+        assert len(response.content) > 3_000_000 and response.json() == raw_poll_without_faults(sandbox, session_id)
+    assert sandbox.state.fault_counts()["oversized"] == 4
+
+
+def raw_poll_without_faults(sandbox: SandboxServer, session_id: str) -> list[dict[str, Any]]:
+    session = sandbox.state.get_session(session_id)
+    assert session is not None
+    return sandbox.state.poll(session, 0)
+
+
+def test_the_sandbox_drips_an_answer_in_many_pieces(sandbox: SandboxServer, sandbox_http: httpx2.Client) -> None:
+    session_id = finished_turn(sandbox, sandbox_http)
+    sandbox.state.update_config({"rate_drip": 1.0, "drip_s": 0.5})
+    with sandbox_http.stream("POST", f"/v3/flow-assistants/{session_id}/invocation_response/0") as response:
+        pieces = [piece for piece in response.iter_raw() if piece]
+    assert len(pieces) >= 10 and json.loads(b"".join(pieces))
+
+
+def test_the_sandbox_sends_hostile_retry_after_values(sandbox: SandboxServer, sandbox_http: httpx2.Client) -> None:
+    sandbox.state.update_config({"rate_429": 1.0, "hostile_retry_after": True, "seed": 3})
+    values = {sandbox_http.post("/v3/flow-assistants/s/invocation_response/0").headers["retry-after"] for _ in "a" * 30}
+    assert {"3600", "1e400", "Fri, 31 Dec 9999 23:59:59 GMT"} <= values
+
+
+@pytest.mark.parametrize("knobs", list(HOSTILE_KNOBS.values()), ids=list(HOSTILE_KNOBS))
+async def test_every_visible_event_is_delivered_exactly_once_from_a_hostile_sandbox(
+    sandbox: SandboxServer, knobs: dict[str, object]
+) -> None:
+    limits = {"max_response_bytes": 200_000, "timeout": 0.5, "max_retry_after": 0.05, "max_retries": 10}
+    async with FlowHuntClient(settings_for(sandbox, retry_max_seconds=30, **limits)) as client:
+        session_id = (await client.create_session()).session_id
+        sandbox.state.update_config({"pacing": 0.3})
+        invocation = await client.invoke(session_id, "events:60 please")
+        sandbox.state.update_config({**knobs, "seed": 4})
+        followed = await follow_turn(client, session_id, decode_cursor(invocation.created_at), deadline_s=60)
+    assert followed.status == "completed"
+    assert_delivered_exactly_once(sandbox, session_id, followed.delivered)
+    for event in followed.delivered:
+        assert_utf8(event.model_dump())
+    answer = [e for e in followed.delivered if e.event_type == "ai" and e.action_type == "message"][-1]
+    assert "events:60 please" in answer.meta["message"].replace("\ufffd", "")
+    assert sum(sandbox.state.fault_counts().values()) > 0, "no fault was injected: the test proved nothing"
