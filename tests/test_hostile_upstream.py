@@ -38,8 +38,10 @@ from flow_mcp.server.app import build_server
 from flow_mcp.server.results import describe
 
 from .conftest import server_env, settings_for
-from .test_client import assert_delivered_exactly_once, follow_turn
+from .httpserver import HttpServer, http_client
+from .test_client import assert_delivered_exactly_once, follow_turn, requests_to
 from .test_fuzz import assert_handled, text_of, upstream_settings
+from .test_http import ALICE, BOB
 from .test_stdio import SECRET_KEY, teed_server
 from .upstream import Scripted, Upstream
 
@@ -346,6 +348,32 @@ async def test_one_callers_flood_does_not_hold_back_another_callers_request(sand
     assert sum(1 for path in paths[last_create:] if "invocation_response" in path) >= 25
 
 
+async def test_over_http_one_clients_flood_does_not_hold_back_another_clients_call(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice:{ALICE}\nbob:{BOB}\n")
+    with HttpServer(server_env(sandbox, FLOW_MCP_TOKENS_FILE=str(tokens), FLOW_MCP_MAX_RPS="5")) as server:
+        async with http_client(server.url, token=ALICE) as alice, http_client(server.url, token=BOB) as bob:
+            created = await alice.call_tool("create_session", {})
+            session = (created.structured_content or {})["session_id"]
+
+            async def flood_poll() -> None:
+                await alice.call_tool("poll_events", {"session_id": session, "cursor": "0"})
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tasks:
+                    for _ in range(30):
+                        tasks.start_soon(flood_poll)
+                    # The burst of 5 went through; the rest of the flood queues in the key's budget.
+                    while len(requests_to(sandbox, "invocation_response")) < 5:  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                    assert not (await bob.call_tool("create_session", {})).is_error
+    paths = [entry["path"] for entry in sandbox.state.request_log()]
+    bobs_create = max(i for i, path in enumerate(paths) if path.endswith("/create"))
+    assert sum(1 for path in paths[bobs_create:] if "invocation_response" in path) >= 15
+
+
 # -- 20. context_flow_id -------------------------------------------------------------------------------------
 
 
@@ -381,6 +409,15 @@ async def test_an_integer_past_pythons_digit_limit_degrades_to_infinity_and_the_
             events = await client.poll("sess-1", "0")
     assert [event.event_id for event in events] == ["e1", "e2", "e3"]
     assert events[0].meta["n"] == math.inf and events[1].credits == 0.0
+
+
+async def test_an_invoke_answer_with_an_over_long_message_id_still_sends_the_message() -> None:
+    with Upstream() as upstream:
+        upstream.script(invoke=Scripted(200, b'{"message_id": ' + b"4" * 5000 + b', "created_at": "1000"}'))
+        async with FlowHuntClient(upstream_settings(upstream)) as client:
+            invocation = await client.invoke("sess-1", "hello")
+    assert invocation.message_id == "inf" and invocation.created_at == "1000"
+    assert len([path for path in upstream.paths() if path.endswith("/invoke")]) == 1
 
 
 async def test_invalid_utf8_in_one_string_degrades_that_string_only() -> None:

@@ -7,21 +7,21 @@ FlowHunt certainly did not process it, so a message is never sent twice.
 
 FlowHunt is not trusted: a request gets FLOWHUNT_TIMEOUT from connecting to its last byte, a body is read
 only up to FLOW_MCP_MAX_RESPONSE_BYTES, a Retry-After pauses the key for at most FLOW_MCP_MAX_RETRY_AFTER,
-and every string of an answer is made safe where the body is decoded (``_read_json``): lone surrogates and
+and every string of an answer is made safe where the body is decoded (``wire.read_json``): lone surrogates and
 invalid UTF-8 become U+FFFD, the API key is scrubbed, an integer too long for Python becomes infinity.
 Nothing past this module ever holds a string that cannot be written out.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import math
 import random
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -48,14 +48,16 @@ from flow_mcp.errors import (
     error_for_status,
 )
 from flow_mcp.flowhunt.ratelimit import RateGate
-from flow_mcp.flowhunt.wire import Invocation, RawEvent, SessionCreated
+from flow_mcp.flowhunt.wire import UNREADABLE, Invocation, RawEvent, SessionCreated, read_json
 from flow_mcp.redaction import Redactor
 
 log = structlog.get_logger()
 
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # used with fullmatch: "$" alone admits "\n"
 _TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,20}")  # used with fullmatch
-_PARSE_OFF_LOOP_BYTES = 1024 * 1024  # parsing takes about 10 ms a MB: bodies past this are parsed in a thread
+# Larger bodies are parsed, and longer event lists validated, in a thread: past these each takes ~10-20 ms.
+_PARSE_OFF_LOOP_BYTES = 1024 * 1024
+_VALIDATE_OFF_LOOP_EVENTS = 1000
 
 MISSING_KEY_HELP = (
     "FLOWHUNT_API_KEY is not set. Put it in the env block of this MCP server's config in your host "
@@ -220,6 +222,8 @@ class FlowHuntClient:
         path = f"/v3/flow-assistants/{quote(sid, safe='')}/invocation_response/{quote(stamp, safe='')}"
         template = "/v3/flow-assistants/{session_id}/invocation_response/{from_timestamp}"
         body = await self._send(_Call("POST", template, path, "safe", needs_key=False, expect=list), deadline)
+        if len(body) > _VALIDATE_OFF_LOOP_EVENTS:
+            return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=sid))
         return parse_events(body, session_id=sid)
 
     # -- HTTP, retries and error mapping ---------------------------------------------------------
@@ -329,11 +333,11 @@ class FlowHuntClient:
 
     async def _decode(self, call: _Call, response: httpx2.Response, data: bytes) -> Any:
         if len(data) > _PARSE_OFF_LOOP_BYTES:
-            body = await anyio.to_thread.run_sync(_read_json, data, self._redactor.scrub)
+            body = await anyio.to_thread.run_sync(read_json, data, self._redactor.scrub)
         else:
-            body = _read_json(data, self._redactor.scrub)
+            body = read_json(data, self._redactor.scrub)
         if response.is_success:
-            if body is _UNREADABLE:
+            if body is UNREADABLE:
                 raise ResponseShapeError(f"FlowHunt answered {response.status_code} with a body that is not JSON.")
             if not isinstance(body, call.expect):
                 wanted = "a list" if call.expect is list else "an object"
@@ -346,7 +350,7 @@ class FlowHuntClient:
             # The limit is the key's, so every turn of this client waits, not only the one that got the 429.
             self.gate.pause(retry_after if retry_after is not None else 1.0)
         # The body's strings are already scrubbed, so the detail is cut only after the key was taken out.
-        raise error_for_status(response.status_code, None if body is _UNREADABLE else body, retry_after)
+        raise error_for_status(response.status_code, None if body is UNREADABLE else body, retry_after)
 
     def _retry_delay(self, call: _Call, error: FlowHuntError, attempt: int) -> float | None:
         if isinstance(error, TransportError):
@@ -365,55 +369,6 @@ class FlowHuntClient:
             return self.gate.paused_for  # the shared pause already holds the next attempt back
         ceiling: float = min(5.0, 0.25 * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # equal jitter: spread out, never zero
-
-
-_UNREADABLE = object()
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads, any surrogate left is unpaired
-
-
-def _read_json(data: bytes, scrub: Callable[[str], str]) -> Any:
-    """A FlowHunt body as JSON with every string made safe to hold, log and write out; unreadable: a marker.
-
-    Invalid UTF-8 and lone surrogates (``"\\ud800"`` escapes) become U+FFFD, ``scrub`` blanks secrets in every
-    string and key, and an integer too long for Python's int-str limit becomes infinity, as ``1e400`` does: each
-    degrades one field, never the whole answer. None for an empty body.
-    """
-    if not data:
-        return None
-    try:
-        text = data.decode(json.detect_encoding(data), "replace")
-        value = json.loads(text, parse_int=_integer)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested beyond reason
-        return _UNREADABLE
-    return _clean_strings(value, lambda s: scrub(_LONE_SURROGATE.sub("\ufffd", s)))
-
-
-def _integer(digits: str) -> int | float:
-    try:
-        return int(digits)
-    except ValueError:  # past sys.get_int_max_str_digits(): a float, which is then +-inf
-        return float(digits)
-
-
-def _clean_strings(value: Any, clean: Callable[[str], str]) -> Any:
-    """``value`` with ``clean`` applied to every string and key; lists and dicts are changed in place."""
-    if isinstance(value, str):
-        return clean(value)
-    pending = [value]  # no recursion: json.loads can nest deeper than the interpreter's stack
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            for index, item in enumerate(node):
-                if isinstance(item, str):
-                    node[index] = clean(item)
-                elif isinstance(item, list | dict):
-                    pending.append(item)
-        elif isinstance(node, dict):
-            items = [(clean(key), clean(item) if isinstance(item, str) else item) for key, item in node.items()]
-            node.clear()
-            node.update(items)
-            pending.extend(item for _, item in items if isinstance(item, list | dict))
-    return value
 
 
 def _transport_error(exc: httpx2.TransportError) -> TransportError:
