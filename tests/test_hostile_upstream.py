@@ -65,16 +65,6 @@ def assert_utf8(value: Any) -> None:
     json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
-def strings_in(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for key, item in value.items() for s in [*strings_in(key), *strings_in(item)]]
-    if isinstance(value, list):
-        return [s for item in value for s in strings_in(item)]
-    return []
-
-
 @asynccontextmanager
 async def memory_client(settings: Settings) -> AsyncIterator[Client]:
     async with Client(build_server(settings)) as client:
