@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,7 +55,14 @@ class Settings(BaseSettings):
         gt=0,
         le=600,
         validation_alias="FLOWHUNT_TIMEOUT",
-        description="Seconds allowed for one FlowHunt request.",
+        description="Seconds allowed for one FlowHunt request, from connecting to its last byte.",
+    )
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        validation_alias="FLOW_MCP_MAX_RESPONSE_BYTES",
+        description="Largest FlowHunt answer read (bytes, after decompression); a larger one fails that call.",
     )
     ask_timeout: float = Field(
         default=50.0,
@@ -120,6 +128,13 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_RETRY_MAX_SECONDS",
         description="Total time one request may spend waiting between retries.",
     )
+    max_retry_after: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        validation_alias="FLOW_MCP_MAX_RETRY_AFTER",
+        description="Longest pause a 429's Retry-After imposes on the API key; longer values are cut to this.",
+    )
     max_events_per_poll: int = Field(
         default=200,
         ge=1,
@@ -184,6 +199,13 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")) or len(value) < len("http://x"):
             raise ValueError("must be an http:// or https:// URL, e.g. https://api.flowhunt.io")
+        # user:password@ would be logged with the URL and sent as Basic auth in place of the key: refuse it,
+        # without repeating it (the message reaches the terminal and the logs).
+        if "@" in urlsplit(value).netloc:
+            raise ValueError(
+                "must not carry a user name or password (user:password@host): remove them; "
+                "FlowHunt takes the API key from FLOWHUNT_API_KEY"
+            )
         return value
 
     @field_validator("secret")

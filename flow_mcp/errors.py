@@ -11,14 +11,17 @@ Every failure of a FlowHunt call is translated once, in ``client.py``, into one 
         ├── NotDeliveredError       invoke failed and the message is not in the session (safe to resend)
         ├── TransportError          no usable HTTP response (connect, timeout, reset)
         ├── ResponseShapeError      a 2xx whose body makes no sense (not JSON, wrong shape)
+        │   └── ResponseTooLargeError   any answer past FLOW_MCP_MAX_RESPONSE_BYTES (never fetched again)
         └── APIError                FlowHunt answered with an error status
             ├── AuthError           401 / 403
+            ├── OutOfCreditsError   402: the workspace has no credits left (never retried)
             ├── NotFoundError       404
             ├── ValidationError     422 (FastAPI's detail list)
             ├── RateLimitError      429 (carries retry_after)
             └── ServerError         5xx
 
-No message built here ever contains an API key or a request header.
+No message built here ever contains an API key or a request header: the client scrubs every string of a
+FlowHunt answer before anything here reads it, so a detail is cut only after it was scrubbed.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ class ResponseShapeError(FlowHuntError):
     """FlowHunt answered 2xx with a body that is not what the API describes."""
 
 
+class ResponseTooLargeError(ResponseShapeError):
+    """FlowHunt's answer grew past FLOW_MCP_MAX_RESPONSE_BYTES once decoded; reading stopped there."""
+
+
 class APIError(FlowHuntError):
     """FlowHunt answered with an error status."""
 
@@ -81,6 +88,10 @@ class APIError(FlowHuntError):
 
 class AuthError(APIError):
     """The API key is missing, wrong, or not allowed for this workspace."""
+
+
+class OutOfCreditsError(APIError):
+    """The workspace is out of credits (402): not transient, so never retried."""
 
 
 class NotFoundError(APIError):
@@ -117,6 +128,7 @@ def may_have_arrived(error: FlowHuntError) -> bool:
 
 _BY_STATUS: dict[int, type[APIError]] = {
     401: AuthError,
+    402: OutOfCreditsError,
     403: AuthError,
     404: NotFoundError,
     422: ValidationError,

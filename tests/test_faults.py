@@ -37,6 +37,15 @@ ALL_FAULTS = {
     "stall_s": 1.5,
     "rate_truncated": 0.02,
     "rate_wrong_shape": 0.02,
+    # A hostile FlowHunt: poisoned texts, bodies past the server's limit (FLOW_MCP_MAX_RESPONSE_BYTES below),
+    # bodies dripped past FLOWHUNT_TIMEOUT, and Retry-After values of an hour, a day, 1e400 or garbage.
+    "rate_surrogate": 0.03,
+    "rate_bad_utf8": 0.03,
+    "rate_oversized": 0.005,
+    "oversized_bytes": 2_000_000.0,
+    "rate_drip": 0.005,
+    "drip_s": 1.5,
+    "hostile_retry_after": True,
 }
 
 
@@ -52,7 +61,12 @@ async def test_every_event_arrives_exactly_once_with_every_fault_on(
 ) -> None:
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     env = server_env(
-        faulty_sandbox, FLOW_MCP_LOG_LEVEL="debug", FLOWHUNT_TIMEOUT="0.5", FLOW_MCP_RETRY_MAX_SECONDS="10"
+        faulty_sandbox,
+        FLOW_MCP_LOG_LEVEL="debug",
+        FLOWHUNT_TIMEOUT="0.5",
+        FLOW_MCP_RETRY_MAX_SECONDS="10",
+        FLOW_MCP_MAX_RESPONSE_BYTES="500000",
+        FLOW_MCP_MAX_RETRY_AFTER="0.1",
     )
     records = [
         TurnRecord(MESSAGES[i % len(MESSAGES)].format(i=i), via="ask" if i % 2 == 0 else "poll") for i in range(TURNS)
@@ -83,6 +97,7 @@ async def test_every_event_arrives_exactly_once_with_every_fault_on(
     print("\nfault-injection figures:", json.dumps(summary))
 
     assert sum(figures.faults.values()) > TURNS  # the faults really happened
+    assert {"surrogate", "bad_utf8", "oversized", "drip", "429"} <= figures.faults.keys()
     assert figures.lost == 0 and figures.duplicated == 0 and figures.out_of_order == 0
     assert figures.wrong_status == 0 and figures.wrong_answer == 0
     assert "Traceback" not in stderr_text and '"tool_crashed"' not in stderr_text

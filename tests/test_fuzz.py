@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pydantic
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +29,14 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr, ValidationError
 
 from flow_mcp.config import Settings
-from flow_mcp.errors import APIError, FlowMCPError, ResponseShapeError
+from flow_mcp.errors import (
+    APIError,
+    FlowMCPError,
+    RateLimitError,
+    ResponseShapeError,
+    ResponseTooLargeError,
+    TransportError,
+)
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import decode_cursor
 from flow_mcp.flowhunt.wire import AI_MODELS, RawEvent
@@ -61,6 +69,9 @@ def assert_handled(result: CallToolResult, tool: str) -> None:
     """A normal result, or a tool error with one clear text block; never a crash of flow_mcp or the SDK."""
     assert isinstance(result, CallToolResult)
     text = text_of(result)
+    # What a stdio or HTTP transport must write: UTF-8 only (no lone surrogate), and never the key.
+    written = json.dumps(result.model_dump(mode="json"), ensure_ascii=False).encode("utf-8").decode("utf-8")
+    assert SECRET_KEY not in written
     if not result.is_error:
         assert result.structured_content is not None, text
         return
@@ -321,19 +332,25 @@ META_KEYS = [
     "slug", "target_agent", "task", "content", "message_id", "tool_description",
 ]  # fmt: skip
 BIG_TEXTS = st.sampled_from(["x" * 100_000, "🚀" * 25_000, "\x00\n" * 50_000])
+# Upstream strings hold any character, lone surrogates included: JSON carries them as "\ud800" escapes (or, sent
+# without ensure_ascii, as invalid UTF-8); and FlowHunt may echo the API key, plainly or URL-encoded.
+ANY_CHAR = st.characters() | st.characters(categories=["Cs"])
+UPSTREAM_TEXTS = st.text(alphabet=ANY_CHAR, max_size=30) | st.sampled_from(
+    [SECRET_KEY, f"key={SECRET_KEY}&x", f"{SECRET_KEY[:12]}%{ord(SECRET_KEY[12]):02x}{SECRET_KEY[13:]}", "\ud800"]
+)
+HUGE_INT = "\x00huge-int\x00"  # raw_bodies writes it as an integer of 4,400 digits, past Python's int-str limit
 
 
 def json_scalars(max_float: float | None = None) -> st.SearchStrategy[Any]:
     floats = st.floats() if max_float is None else st.floats(min_value=-max_float, max_value=max_float)
-    return st.one_of(
-        st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30), floats, st.text(max_size=30)
-    )
+    integers = st.integers(min_value=-(10**30), max_value=10**30) | st.just(HUGE_INT)
+    return st.one_of(st.none(), st.booleans(), integers, floats, UPSTREAM_TEXTS)
 
 
 def json_values(max_float: float | None = None) -> st.SearchStrategy[Any]:
     return st.recursive(
         json_scalars(max_float),
-        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(UPSTREAM_TEXTS, kids, max_size=4),
         max_leaves=12,
     )
 
@@ -341,8 +358,8 @@ def json_values(max_float: float | None = None) -> st.SearchStrategy[Any]:
 def events(max_credits: float | None = None) -> st.SearchStrategy[dict[str, Any]]:
     """FlowSessionEvent-like objects: any field missing, wrongly typed, unknown or huge."""
     scalars, values = json_scalars(max_credits), json_values(max_credits)
-    labels = st.sampled_from(ACTION_TYPES + EVENT_TYPES) | st.text(max_size=20) | scalars
-    metadata = values | BIG_TEXTS | st.dictionaries(st.sampled_from(META_KEYS) | st.text(max_size=6), values | labels)
+    labels = st.sampled_from(ACTION_TYPES + EVENT_TYPES) | UPSTREAM_TEXTS | scalars
+    metadata = values | BIG_TEXTS | st.dictionaries(st.sampled_from(META_KEYS) | UPSTREAM_TEXTS, values | labels)
     stamps = st.one_of(
         st.integers(0, 5000),
         st.integers(-5, 10**17),
@@ -353,7 +370,7 @@ def events(max_credits: float | None = None) -> st.SearchStrategy[dict[str, Any]
     return st.fixed_dictionaries(
         {},
         optional={
-            "event_id": st.uuids().map(str) | st.text(max_size=40) | st.integers(-(10**20), 10**20) | scalars,
+            "event_id": st.uuids().map(str) | UPSTREAM_TEXTS | st.integers(-(10**20), 10**20) | scalars,
             "created_at_timestamp": stamps,
             "event_type": labels,
             "action_type": labels,
@@ -395,7 +412,8 @@ HEADERS = st.fixed_dictionaries(
     {},
     optional={
         "Retry-After": HEADER_TEXT
-        | st.sampled_from(["1e400", "nan", "-inf", "Wed, 21 Oct 2015 07:28:00 GMT", "Mon, 01 Jan 99999 00:00:00 GMT"]),
+        | st.sampled_from(["1e400", "nan", "-inf", "Wed, 21 Oct 2015 07:28:00 GMT", "Mon, 01 Jan 99999 00:00:00 GMT"])
+        | st.sampled_from(["3600", "86400", "99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT", "-5"]),
         "Content-Type": st.sampled_from(["application/json", "text/html; charset=latin-1", "application/octet-stream"]),
     },
 )
@@ -405,7 +423,9 @@ HEADERS = st.fixed_dictionaries(
 def raw_bodies(draw: st.DrawFn, payloads: st.SearchStrategy[Any]) -> bytes:
     """JSON as sent, or mangled: truncated, with bytes spliced in (often invalid UTF-8), UTF-16, garbage, empty."""
     value = draw(payloads)
-    data = json.dumps(value, ensure_ascii=draw(st.booleans())).encode()  # NaN and Infinity included, as Python does
+    # NaN and Infinity included, as Python writes them; without ensure_ascii a lone surrogate is invalid UTF-8.
+    data = json.dumps(value, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
+    data = data.replace(json.dumps(HUGE_INT).encode(), b"9" * 4400)
     mode = draw(st.sampled_from(["json", "json", "json", "truncated", "spliced", "utf16", "binary", "empty"]))
     if mode == "truncated" and data:
         return data[: draw(st.integers(0, len(data) - 1))]
@@ -413,24 +433,85 @@ def raw_bodies(draw: st.DrawFn, payloads: st.SearchStrategy[Any]) -> bytes:
         at = draw(st.integers(0, len(data)))
         return data[:at] + draw(st.binary(min_size=1, max_size=8)) + data[at:]
     if mode == "utf16":
-        return json.dumps(value).encode("utf-16")
+        return json.dumps(value).replace(json.dumps(HUGE_INT), "1" * 4400).encode("utf-16")
     if mode == "binary":
         return draw(st.sampled_from([b"\xff\xfe\xfd", b"\x80abc", b"\xc3\x28"]) | st.binary(max_size=64))
     return b"" if mode == "empty" else data
 
 
+MAX_BODY = 256 * 1024  # the fuzzed client's FLOW_MCP_MAX_RESPONSE_BYTES
+TIMEOUT = 1.0  # the fuzzed client's FLOWHUNT_TIMEOUT
+
+
+# How the body travels: as is (mostly), padded (still JSON) below or past the limit, as a gzip bomb, or dripped
+# over far longer than the timeout with every read quick (rarely: each costs a whole timeout).
+@st.composite
+def deliveries(draw: st.DrawFn) -> dict[str, Any]:
+    roll = draw(st.integers(0, 39))
+    if roll < 30:
+        return {}
+    if roll < 39:
+        pad = draw(st.integers(0, 4000)) if roll < 35 else MAX_BODY + 1
+        return {"pad": pad, "gzip": draw(st.booleans())}
+    return {"pad": 200, "drip_s": 0.05}
+
+
 def answers(payloads: st.SearchStrategy[Any]) -> st.SearchStrategy[Scripted]:
-    return st.builds(Scripted, status=STATUSES, body=raw_bodies(payloads), headers=HEADERS)
+    return st.builds(
+        lambda delivery, **fields: Scripted(**fields, **delivery),
+        deliveries(),
+        status=STATUSES,
+        body=raw_bodies(payloads),
+        headers=HEADERS,
+    )
 
 
 UNREADABLE = object()
 
 
-def decoded(body: bytes) -> Any:
+def decoded(answer: Scripted | bytes) -> Any:
+    """What the client must make of a body: JSON, with invalid UTF-8 and lone surrogates read as U+FFFD, the key
+    scrubbed and integers past Python's int-str limit read as infinity (as 1e400 is)."""
+    body = answer if isinstance(answer, bytes) else answer.body + b" " * answer.pad
+    if not body:
+        return None
     try:
-        return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+        return mended(json.loads(body.decode(json.detect_encoding(body), "replace"), parse_int=big_int))
+    except (ValueError, RecursionError):
         return UNREADABLE
+
+
+def big_int(digits: str) -> int | float:
+    try:
+        return int(digits)
+    except ValueError:  # past sys.get_int_max_str_digits()
+        return float(digits)
+
+
+def mended(value: Any) -> Any:
+    if isinstance(value, str):
+        value = re.sub("[\ud800-\udfff]", "\ufffd", value).replace(SECRET_KEY, "[redacted]")
+        return re.sub(ENCODED_KEY, "[redacted]", value)
+    if isinstance(value, list):
+        return [mended(item) for item in value]
+    if isinstance(value, dict):
+        return {mended(key): mended(item) for key, item in value.items()}
+    return value
+
+
+ENCODED_KEY = re.compile("".join(f"(?:{re.escape(c)}|(?i:%{ord(c):02x}))" for c in SECRET_KEY))
+
+
+def assert_writable(outcome: Any) -> None:
+    """Every string the client hands out can be written as UTF-8 and holds no key."""
+    if isinstance(outcome, Exception):
+        text = str(outcome)
+    else:
+        items = outcome if isinstance(outcome, list) else [outcome]
+        dumped = [item.model_dump() if isinstance(item, pydantic.BaseModel) else item for item in items]
+        text = json.dumps(dumped, ensure_ascii=False)
+    text.encode("utf-8")
+    assert SECRET_KEY not in text
 
 
 def _is_event(item: dict[str, Any]) -> bool:
@@ -470,7 +551,9 @@ def upstream_settings(upstream: Upstream, **overrides: Any) -> Settings:
         "api_key": SecretStr(SECRET_KEY),
         "max_retries": 0,
         "retry_max_seconds": 0,
-        "timeout": 5.0,
+        "timeout": TIMEOUT,
+        "max_response_bytes": MAX_BODY,
+        "max_retry_after": 0.05,  # a hostile Retry-After must not stall the examples that follow
         "settle_seconds": 0.05,
         "poll_min_interval": 0.01,
         "poll_max_interval": 0.05,
@@ -505,14 +588,20 @@ def test_the_client_raises_only_its_own_errors_whatever_the_upstream_answers(wor
                         return error
 
             outcome = run_bounded(portal, attempt)
-            body = decoded(answer.body)
+            assert_writable(outcome)
+            body = decoded(answer)
             if (name, workspace) in {("create_session", None), ("workspace_id", "ws-fixed")}:
                 # Without a workspace, create asks /v2/auth/me first (scripted by earlier examples); with one,
                 # workspace_id() asks nothing: in both cases this answer is not what decides the outcome.
                 return
-            if not 200 <= answer.status < 300:
+            if answer.drip_s:
+                assert isinstance(outcome, TransportError)
+            elif len(answer.body) + answer.pad > MAX_BODY:
+                assert isinstance(outcome, ResponseTooLargeError)
+            elif not 200 <= answer.status < 300:
                 assert isinstance(outcome, APIError) and outcome.status_code == answer.status
-                assert SECRET_KEY not in str(outcome)
+                if isinstance(outcome, RateLimitError) and outcome.retry_after is not None:
+                    assert 0 <= outcome.retry_after <= 0.05  # FLOW_MCP_MAX_RETRY_AFTER
             elif body is UNREADABLE:
                 assert isinstance(outcome, ResponseShapeError)
             elif name == "poll":
@@ -559,7 +648,7 @@ def test_fuzzed_upstream_answers_through_the_tools_end_in_a_result_or_a_clear_er
             assert_handled(result, "poll_events")
             if not result.is_error:
                 assert result.structured_content is not None
-                sent = decoded(scripted["poll"].body)
+                sent = decoded(scripted["poll"])
                 assert isinstance(sent, list)
                 labels = {item.get("action_type") for item in sent if isinstance(item, dict)}
                 labels = {label for label in labels if isinstance(label, str)}

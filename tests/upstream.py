@@ -1,8 +1,9 @@
 """A tiny scripted stand-in for FlowHunt: each endpoint answers whatever bytes, status and headers a test sets.
 
 Unlike the sandbox it simulates nothing: it exists to feed flow_mcp responses no real server would send
-(garbage JSON, invalid UTF-8, truncated bodies, odd statuses). Served by uvicorn on 127.0.0.1 in a background
-thread, with `log_config=None` and `access_log=False` so nothing is written to stdout.
+(garbage JSON, invalid UTF-8, lone surrogates, truncated, oversized, gzip-bombed or dripping bodies, odd statuses
+and Retry-After values). Served by uvicorn on 127.0.0.1 in a background thread, with `log_config=None` and
+`access_log=False` so nothing is written to stdout.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
+import anyio
+import anyio.lowlevel
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from flow_mcp.sandbox.runner import quiet_uvicorn_config
@@ -28,11 +32,46 @@ Endpoint = Literal["me", "create", "invoke", "poll"]
 
 @dataclass(frozen=True)
 class Scripted:
-    """One canned answer: status, raw body bytes (sent as is) and extra headers."""
+    """One canned answer: status, raw body bytes (sent as is) and extra headers.
+
+    ``pad`` bytes of JSON whitespace follow the body (still valid JSON, however long); ``gzip`` compresses the
+    whole as it streams (a gzip bomb when ``pad`` is large); ``drip_s`` sleeps between pieces of ``piece`` bytes,
+    so every read succeeds while the whole takes as long as the test likes.
+    """
 
     status: int = 200
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
+    pad: int = 0
+    gzip: bool = False
+    drip_s: float = 0.0
+    piece: int = 1
+
+    @property
+    def streams(self) -> bool:
+        return bool(self.pad or self.gzip or self.drip_s)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as sent, piece by piece."""
+        packer = zlib.compressobj(wbits=zlib.MAX_WBITS | 16) if self.gzip else None
+        for plain in self._plain():
+            data = packer.compress(plain) if packer else plain
+            if not self.drip_s:
+                yield data
+                await anyio.lowlevel.checkpoint()  # lets the server see a client that hung up: an endless body ends
+                continue
+            for at in range(0, len(data), self.piece):
+                await anyio.sleep(self.drip_s)
+                yield data[at : at + self.piece]
+        if packer:
+            yield packer.flush()
+
+    def _plain(self) -> Iterator[bytes]:
+        yield self.body
+        left, blank = self.pad, b" " * 65536
+        while left > 0:
+            yield blank[: min(left, len(blank))]
+            left -= len(blank)
 
 
 DEFAULTS: dict[Endpoint, Scripted] = {
@@ -83,6 +122,9 @@ class Upstream:
                 with self._lock:
                     self._paths.append(raw_path.decode("latin-1"))
                     scripted = self._answers[name]
+                if scripted.streams:
+                    headers = {**scripted.headers, **({"Content-Encoding": "gzip"} if scripted.gzip else {})}
+                    return StreamingResponse(scripted.chunks(), status_code=scripted.status, headers=headers)
                 # Response(bytes) sends the body untouched; no media type, so no charset is added.
                 return Response(scripted.body, status_code=scripted.status, headers=scripted.headers)
 

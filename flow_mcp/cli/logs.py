@@ -15,23 +15,27 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-REDACTED = "[redacted]"
+from flow_mcp.redaction import REDACTED, Redactor
+
 _SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization|cookie)", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[^\s\"',]+", re.IGNORECASE)
-_MIN_SECRET_CHARS = 4  # shorter "secrets" would redact ordinary words
 
 
 class SecretRedactor:
-    """A processor that blanks known secrets, values of secret-looking keys and bearer tokens."""
+    """A processor that blanks known secrets (plain or URL-encoded), values of secret-looking keys and bearer tokens.
+
+    It sees each value whole, before any renderer cuts it, so a secret is never half recognised.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_CHARS}, key=len, reverse=True)
+        self._redactor = Redactor(secrets)
 
     def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         return {key: self._clean(key, value) for key, value in event_dict.items()}
 
     def _clean(self, key: str, value: Any) -> Any:
-        if _SECRET_KEYS.search(key) and value not in (None, "", False):
+        # A secret is text: a flag such as api_key_set=True says nothing and stays readable.
+        if _SECRET_KEYS.search(key) and value not in (None, "") and not isinstance(value, bool):
             return REDACTED
         if isinstance(value, str):
             return self.scrub(value)
@@ -42,9 +46,7 @@ class SecretRedactor:
         return value
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return _BEARER.sub(r"\1" + REDACTED, text)
+        return _BEARER.sub(r"\1" + REDACTED, self._redactor.scrub(text))
 
 
 def configure_logging(

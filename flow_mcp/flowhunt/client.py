@@ -4,11 +4,18 @@ One pooled ``httpx2.AsyncClient`` per instance (the server creates one per proce
 lifespan). Every failure is translated here, once, into the tree of ``errors.py``. Retries use
 jittered exponential backoff, bounded in count and total wait; ``invoke`` is retried only when
 FlowHunt certainly did not process it, so a message is never sent twice.
+
+FlowHunt is not trusted: a request gets FLOWHUNT_TIMEOUT from connecting to its last byte, a body is read
+only up to FLOW_MCP_MAX_RESPONSE_BYTES, a Retry-After pauses the key for at most FLOW_MCP_MAX_RETRY_AFTER,
+and every string of an answer is made safe where the body is decoded (``wire.read_json``): lone surrogates and
+invalid UTF-8 become U+FFFD, the API key is scrubbed, an integer too long for Python becomes infinity.
+Nothing past this module ever holds a string that cannot be written out.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import math
 import random
 import re
 import time
@@ -20,6 +27,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
+import anyio.to_thread
 import httpx2
 import pydantic
 
@@ -33,17 +41,22 @@ from flow_mcp.errors import (
     MissingKeyError,
     RateLimitError,
     ResponseShapeError,
+    ResponseTooLargeError,
     TransportError,
     error_for_status,
 )
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import RateGate
-from flow_mcp.flowhunt.wire import Invocation, RawEvent, SessionCreated
+from flow_mcp.flowhunt.wire import UNREADABLE, Invocation, RawEvent, SessionCreated, read_json
+from flow_mcp.redaction import Redactor
 
 log = get_logger()
 
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # used with fullmatch: "$" alone admits "\n"
 _TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,20}")  # used with fullmatch
+# Larger bodies are parsed, and longer event lists validated, in a thread: past these each takes ~10-20 ms.
+_PARSE_OFF_LOOP_BYTES = 1024 * 1024
+_VALIDATE_OFF_LOOP_EVENTS = 1000
 
 MISSING_KEY_HELP = "No FlowHunt API key: set FLOWHUNT_API_KEY, or pass Settings(api_key=...)."
 
@@ -98,6 +111,7 @@ class FlowHuntClient:
         )
         self._workspace_id = settings.workspace_id
         self._workspace_lock = anyio.Lock()
+        self._redactor = Redactor([settings.api_key.get_secret_value()] if settings.api_key else [])
         self.gate = RateGate(settings.max_rps)
 
     @property
@@ -130,7 +144,8 @@ class FlowHuntClient:
         async with self._workspace_lock:
             if not self._workspace_id:
                 found = (await self.me()).get("api_key_workspace_id")
-                if not isinstance(found, str) or not found.strip():
+                # It goes into every create's query string: only an id-shaped value is used as one.
+                if not isinstance(found, str) or not SESSION_ID_PATTERN.fullmatch(found.strip()):
                     raise ConfigurationError(
                         "FlowHunt did not say which workspace the API key belongs to: set FLOWHUNT_WORKSPACE_ID."
                     )
@@ -139,9 +154,17 @@ class FlowHuntClient:
         return self._workspace_id
 
     async def create_session(
-        self, context_flow_id: str | None = None, start_with_welcome_message: bool = False
+        self,
+        context_flow_id: str | None = None,
+        start_with_welcome_message: bool = False,
+        *,
+        deadline: float | None = None,
     ) -> SessionCreated:
-        """Create an assistant session in the workspace."""
+        """Create an assistant session in the workspace.
+
+        ``deadline`` (on ``time.monotonic()``), here as in ``invoke`` and ``poll``: the call fails rather than
+        wait, retry or read past it.
+        """
         workspace = await self.workspace_id()
         body: dict[str, Any] = {"start_with_welcome_message": start_with_welcome_message}
         if context_flow_id is not None:
@@ -156,12 +179,14 @@ class FlowHuntClient:
             params={"workspace_id": workspace},
             body=body,
         )
-        created = _parse(SessionCreated, await self._send(call), "create")
+        created = _parse(SessionCreated, await self._send(call, deadline), "create")
         if not SESSION_ID_PATTERN.fullmatch(created.session_id):
             raise ResponseShapeError("FlowHunt's create answer carries a session_id that is not a session id.")
         return created
 
-    async def invoke(self, session_id: str, message: str, ai_model: str | None = None) -> Invocation:
+    async def invoke(
+        self, session_id: str, message: str, ai_model: str | None = None, *, deadline: float | None = None
+    ) -> Invocation:
         """Send a message; FlowHunt answers at once and the turn's events are then polled."""
         sid = validate_session_id(session_id)
         body: dict[str, Any] = {"message": message}
@@ -169,48 +194,76 @@ class FlowHuntClient:
             body["ai_model"] = ai_model
         path = f"/v3/flow-assistants/{quote(sid, safe='')}/invoke"
         call = _Call("POST", "/v3/flow-assistants/{session_id}/invoke", path, "once", needs_key=False, body=body)
-        return _parse(Invocation, await self._send(call), "invoke")
+        return _parse(Invocation, await self._send(call, deadline), "invoke")
 
-    async def poll(self, session_id: str, from_timestamp: str) -> list[RawEvent]:
+    async def poll(self, session_id: str, from_timestamp: str, *, deadline: float | None = None) -> list[RawEvent]:
         """Events of the session from ``from_timestamp`` on (FlowHunt's reading of the bound is unknown)."""
         sid = validate_session_id(session_id)
         stamp = _validate_timestamp(from_timestamp)
         path = f"/v3/flow-assistants/{quote(sid, safe='')}/invocation_response/{quote(stamp, safe='')}"
         template = "/v3/flow-assistants/{session_id}/invocation_response/{from_timestamp}"
-        body = await self._send(_Call("POST", template, path, "safe", needs_key=False, expect=list))
+        body = await self._send(_Call("POST", template, path, "safe", needs_key=False, expect=list), deadline)
+        if len(body) > _VALIDATE_OFF_LOOP_EVENTS:
+            return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=sid))
         return parse_events(body, session_id=sid)
 
     # -- HTTP, retries and error mapping ---------------------------------------------------------
 
-    async def _send(self, call: _Call) -> Any:
+    async def _send(self, call: _Call, deadline: float | None = None) -> Any:
         settings = self._settings
-        started = time.monotonic()
+        # Every wait (a retry's delay, a 429's pause) ends by then, or is not begun: the call fails at once.
+        give_up = time.monotonic() + settings.retry_max_seconds
+        if deadline is not None:
+            give_up = min(give_up, deadline)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(call, attempt)
+                await self._take_turn(give_up, deadline)
+                return await self._attempt(call, attempt, deadline)
             except FlowHuntError as error:
                 delay = self._retry_delay(call, error, attempt)
-                waited = time.monotonic() - started
-                if delay is None or attempt > settings.max_retries or waited + delay > settings.retry_max_seconds:
+                if delay is None or attempt > settings.max_retries or time.monotonic() + delay > give_up:
                     raise
                 log.warning(
                     "flowhunt_retry", path=call.template, attempt=attempt, delay_s=round(delay, 3), reason=str(error)
                 )
                 await anyio.sleep(delay)
 
-    async def _attempt(self, call: _Call, attempt: int) -> Any:
-        await self.gate.wait()
+    async def _take_turn(self, give_up: float, deadline: float | None) -> None:
+        """Wait for the key's request budget; fail at once when a 429's pause outlasts the call's patience."""
+        pause = self.gate.paused_for
+        if pause > 0 and time.monotonic() + pause > give_up:
+            raise RateLimitError(429, "the API key is paused by an earlier 429", retry_after=pause)
+        with anyio.move_on_after(math.inf if deadline is None else deadline - time.monotonic()):
+            await self.gate.wait()
+            return
+        pause = self.gate.paused_for
+        if pause > 0:
+            raise RateLimitError(429, "the API key is paused by an earlier 429", retry_after=pause)
+        raise TransportError("The call's time ran out while it waited for its turn.", request_sent=False)
+
+    async def _attempt(self, call: _Call, attempt: int, deadline: float | None) -> Any:
         started = time.monotonic()
+        # The whole request, connect to last byte, within FLOWHUNT_TIMEOUT (httpx2 bounds each read only)
+        # and within the call's own deadline.
+        limit = self._settings.timeout if deadline is None else min(self._settings.timeout, deadline - started)
         status: int | None = None
         empty = False
         try:
-            response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.body, headers=self._auth_headers(call.needs_key)
-            )
+            if limit <= 0:
+                raise TransportError("The call's time ran out before FlowHunt was asked.", request_sent=False)
+            fetched = None
+            with anyio.move_on_after(limit):
+                fetched = await self._fetch(call)
+            if fetched is None:
+                which = "FLOWHUNT_TIMEOUT" if deadline is None else "FLOWHUNT_TIMEOUT, or the call's own time limit"
+                raise TransportError(
+                    f"FlowHunt did not answer in full within {limit:.3g} s ({which}).", request_sent=True
+                )
+            response, data = fetched
             status = response.status_code
-            body = self._decode(call, response)
+            body = await self._decode(call, response, data)
             empty = body == []
             return body
         except httpx2.TransportError as exc:
@@ -230,6 +283,25 @@ class FlowHuntClient:
                 duration_ms=duration_ms,
             )
 
+    async def _fetch(self, call: _Call) -> tuple[httpx2.Response, bytes]:
+        """The response and its decoded body, read as it streams in and abandoned past the size limit."""
+        limit = self._settings.max_response_bytes
+        headers = self._auth_headers(call.needs_key)
+        async with self._http.stream(
+            call.method, call.path, params=call.params, json=call.body, headers=headers
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():  # decompressed, in bounded pieces
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLargeError(
+                        f"FlowHunt's answer to {call.template} passed FLOW_MCP_MAX_RESPONSE_BYTES ({limit} bytes) "
+                        "and was not read further; raise that limit if the answer really is that large."
+                    )
+                chunks.append(chunk)
+        return response, b"".join(chunks)
+
     def _auth_headers(self, needs_key: bool) -> dict[str, str]:
         key = self._settings.api_key.get_secret_value() if self._settings.api_key else ""
         if not key:
@@ -240,35 +312,32 @@ class FlowHuntClient:
             return {"Api-Key": key}
         return {"Authorization": f"Bearer {key}"}
 
-    def _decode(self, call: _Call, response: httpx2.Response) -> Any:
-        try:
-            body = json.loads(response.content) if response.content else None
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested beyond reason
-            body = _UNREADABLE
+    async def _decode(self, call: _Call, response: httpx2.Response, data: bytes) -> Any:
+        if len(data) > _PARSE_OFF_LOOP_BYTES:
+            body = await anyio.to_thread.run_sync(read_json, data, self._redactor.scrub)
+        else:
+            body = read_json(data, self._redactor.scrub)
         if response.is_success:
-            if body is _UNREADABLE:
+            if body is UNREADABLE:
                 raise ResponseShapeError(f"FlowHunt answered {response.status_code} with a body that is not JSON.")
             if not isinstance(body, call.expect):
                 wanted = "a list" if call.expect is list else "an object"
                 raise ResponseShapeError(f"FlowHunt's answer to {call.template} was not {wanted}.")
             return body
         retry_after = _retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            retry_after = min(retry_after, self._settings.max_retry_after)
         if response.status_code == 429:
             # The limit is the key's, so every turn of this client waits, not only the one that got the 429.
             self.gate.pause(retry_after if retry_after is not None else 1.0)
-        error = error_for_status(response.status_code, body, retry_after)
-        error.detail = self._scrub(error.detail)
-        error.args = (self._scrub(str(error)),)
-        raise error
-
-    def _scrub(self, text: str) -> str:
-        # FlowHunt might echo the key in an error detail; it must not travel on.
-        key = self._settings.api_key.get_secret_value() if self._settings.api_key else ""
-        return text.replace(key, "[redacted]") if key else text
+        # The body's strings are already scrubbed, so the detail is cut only after the key was taken out.
+        raise error_for_status(response.status_code, None if body is UNREADABLE else body, retry_after)
 
     def _retry_delay(self, call: _Call, error: FlowHuntError, attempt: int) -> float | None:
         if isinstance(error, TransportError):
             retryable = call.repeat == "safe" or not error.request_sent
+        elif isinstance(error, ResponseTooLargeError):
+            retryable = False  # the same answer would come again, as large
         elif isinstance(error, ResponseShapeError):
             retryable = call.repeat == "safe"
         elif isinstance(error, APIError):
@@ -281,9 +350,6 @@ class FlowHuntClient:
             return self.gate.paused_for  # the shared pause already holds the next attempt back
         ceiling: float = min(5.0, 0.25 * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # equal jitter: spread out, never zero
-
-
-_UNREADABLE = object()
 
 
 def _transport_error(exc: httpx2.TransportError) -> TransportError:
@@ -310,7 +376,7 @@ def _retry_after(value: str | None) -> float | None:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
-    return min(max(seconds, 0.0), 3600.0) if seconds == seconds else None
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN: no advice
 
 
 _Model = TypeVar("_Model", bound=pydantic.BaseModel)

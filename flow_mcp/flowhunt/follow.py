@@ -123,8 +123,9 @@ async def follow(
     interval = policy.min_interval
     delivered = 0
     failures = 0
-    # With no time at all (poll_events with wait_seconds=0), the one poll runs to the client's own limits.
-    poll_until = float("inf") if deadline <= time.monotonic() else deadline
+    # With no time at all (poll_events with wait_seconds=0) one poll still runs, within one FLOWHUNT_TIMEOUT.
+    first_deadline = time.monotonic() + settings.timeout if deadline <= time.monotonic() else None
+    poll_until = math.inf if first_deadline is not None else deadline
     if until == "turn_end":
         # Right after invoke FlowHunt has nothing new yet: the first poll waits one short interval.
         await anyio.sleep(min(policy.min_interval, max(deadline - time.monotonic(), 0.0)))
@@ -132,7 +133,7 @@ async def follow(
         batch: list[RawEvent] | None = None
         try:
             with anyio.move_on_after(max(poll_until - time.monotonic(), 0.0)):
-                batch = await client.poll(session_id, cursor.query_timestamp())
+                batch = await client.poll(session_id, cursor.query_timestamp(), deadline=first_deadline)
         except _PASSING_FAILURES as error:
             # The client already retried this poll; a turn outlives a bad minute of FlowHunt's, so keep going.
             failures += 1
@@ -143,7 +144,7 @@ async def follow(
             continue
         if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
             return cursor
-        poll_until = deadline
+        poll_until, first_deadline = deadline, None
         failures = 0
         room = None if max_events is None else max_events - delivered
         fresh, cursor = absorb(session_id, cursor, batch, settle_ms, room)
@@ -168,12 +169,14 @@ async def follow(
         await anyio.sleep(min(interval, remaining))
 
 
-async def replay(client: FlowHuntClient, session_id: str) -> tuple[list[RawEvent], Cursor]:
+async def replay(
+    client: FlowHuntClient, session_id: str, *, deadline: float | None = None
+) -> tuple[list[RawEvent], Cursor]:
     """Every event of a session so far, oldest first, each once: poll from "0" until nothing new comes."""
     cursor = Cursor(timestamp=0)
     events: list[RawEvent] = []
     for _ in range(MAX_REPLAY_POLLS):
-        fresh, cursor = cursor.accept(await client.poll(session_id, cursor.query_timestamp()))
+        fresh, cursor = cursor.accept(await client.poll(session_id, cursor.query_timestamp(), deadline=deadline))
         if not fresh:
             break
         events += fresh

@@ -9,6 +9,7 @@ connection proves nothing (FlowHunt may still process the request), so the calle
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import anyio
@@ -48,23 +49,27 @@ async def send_message(
     *,
     settle_ms: int | None = None,
     new_session: bool = False,
+    deadline: float | None = None,
 ) -> Sent:
     """Invoke once; if FlowHunt's answer leaves it unclear whether the message arrived, find out.
 
     ``new_session``: the session is fresh, so any copy of the message found in it is this one. The returned
-    ``Sent.cursor`` is where ``follow`` picks the turn up.
+    ``Sent.cursor`` is where ``follow`` picks the turn up. ``deadline`` (``time.monotonic()``) bounds the send
+    and the search: with no time left to look, the error says the message may have arrived.
     """
     settle_ms = client.settings.settle_ms if settle_ms is None else settle_ms
     started = now_ms()
     try:
-        invocation = await client.invoke(session_id, message, ai_model)
+        invocation = await client.invoke(session_id, message, ai_model, deadline=deadline)
     except FlowHuntError as error:
         if not may_have_arrived(error):
             raise
         not_before = 0 if new_session else started - _CLOCK_SKEW_MS
-        found = await _find_message(client, session_id, message, not_before)
-        if found is None and isinstance(error, TransportError):
-            raise  # a timed-out or dropped request may still be processed later: absence proves nothing yet
+        found = await _find_message(client, session_id, message, not_before, deadline)
+        if found is None and (isinstance(error, TransportError) or _past(deadline)):
+            # A timed-out or dropped request may still be processed later, and a search cut short proves
+            # nothing either: the caller is told to look before sending again.
+            raise
         if found is None:
             raise NotDeliveredError(
                 f"{error} The message does not appear in the session, so sending it again is safe."
@@ -82,11 +87,15 @@ async def send_message(
     return Sent(invocation.message_id, invocation.created_at, cursor, events)
 
 
-async def _find_message(client: FlowHuntClient, session_id: str, message: str, not_before_ms: int) -> RawEvent | None:
+async def _find_message(
+    client: FlowHuntClient, session_id: str, message: str, not_before_ms: int, deadline: float | None
+) -> RawEvent | None:
     for delay in _LOOK_AGAIN_AFTER:
+        if _past(deadline, delay):
+            return None
         await anyio.sleep(delay)
         try:
-            events, _ = await replay(client, session_id)
+            events, _ = await replay(client, session_id, deadline=deadline)
         except FlowHuntError:
             continue
         mine = [
@@ -99,3 +108,8 @@ async def _find_message(client: FlowHuntClient, session_id: str, message: str, n
         if mine:
             return max(mine, key=lambda event: event.created_at_timestamp)
     return None
+
+
+def _past(deadline: float | None, after: float = 0.0) -> bool:
+    """Whether ``deadline`` will have passed ``after`` seconds from now."""
+    return deadline is not None and time.monotonic() + after >= deadline

@@ -1,18 +1,71 @@
-"""Wire models of the FlowHunt API: tolerant, raw.
+"""The FlowHunt wire: reading a body (``read_json``) and the models of what it holds (tolerant, raw).
 
-Wire models validate only what flow_mcp relies on; every other field, unknown ``action_type`` or
-``event_type`` value and any ``metadata`` shape passes through untouched, because FlowHunt adds
-new ones between releases.
+``read_json`` is where every string from FlowHunt is made safe, once, for everything downstream. Wire models
+validate only what flow_mcp relies on; every other field, unknown ``action_type`` or ``event_type`` value and
+any ``metadata`` shape passes through untouched, because FlowHunt adds new ones between releases.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AI_MODELS = ("Claude Sonnet 4.6", "GPT4.1", "O4 Mini", "O3 Mini")
 """The ``ai_model`` values FlowHunt's invoke accepts."""
+
+UNREADABLE = object()
+"""What ``read_json`` returns for a body that is not JSON."""
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads, any surrogate left is unpaired
+
+
+def read_json(data: bytes, scrub: Callable[[str], str]) -> Any:
+    """A FlowHunt body as JSON with every string made safe to hold, log and write out; unreadable: a marker.
+
+    Invalid UTF-8 and lone surrogates (``"\\ud800"`` escapes) become U+FFFD, ``scrub`` blanks secrets in every
+    string and key, and an integer too long for Python's int-str limit becomes infinity, as ``1e400`` does: each
+    degrades one field, never the whole answer. None for an empty body.
+    """
+    if not data:
+        return None
+    try:
+        text = data.decode(json.detect_encoding(data), "replace")
+        value = json.loads(text, parse_int=_integer)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested beyond reason
+        return UNREADABLE
+    return _clean_strings(value, lambda s: scrub(s if s.isascii() else _LONE_SURROGATE.sub("\ufffd", s)))
+
+
+def _integer(digits: str) -> int | float:
+    try:
+        return int(digits)
+    except ValueError:  # past sys.get_int_max_str_digits(): a float, which is then +-inf
+        return float(digits)
+
+
+def _clean_strings(value: Any, clean: Callable[[str], str]) -> Any:
+    """``value`` with ``clean`` applied to every string and key; lists and dicts are changed in place."""
+    if isinstance(value, str):
+        return clean(value)
+    pending = [value]  # no recursion: json.loads can nest deeper than the interpreter's stack
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                if isinstance(item, str):
+                    node[index] = clean(item)
+                elif isinstance(item, list | dict):
+                    pending.append(item)
+        elif isinstance(node, dict):
+            items = [(clean(key), clean(item) if isinstance(item, str) else item) for key, item in node.items()]
+            node.clear()
+            node.update(items)
+            pending.extend(item for _, item in items if isinstance(item, list | dict))
+    return value
 
 
 class _Wire(BaseModel):
@@ -115,7 +168,8 @@ class Invocation(_Wire):
     @field_validator("message_id", "created_at", mode="before")
     @classmethod
     def _any_to_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        # A number past Python's int-str limit arrives as a float (infinity): as text it degrades, not fails.
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
     @field_validator("cached_events", mode="before")
     @classmethod

@@ -60,6 +60,18 @@ class SandboxConfig:
     stall_s: float = 30.0
     rate_truncated: float = 0.0
     rate_wrong_shape: float = 0.0
+    # A hostile FlowHunt. Poison: a lone surrogate (the JSON escape \ud800) or invalid UTF-8 after every text a
+    # person reads (messages, details; a person's own message is left alone, flow_mcp finds a sent message by it).
+    rate_surrogate: float = 0.0
+    rate_bad_utf8: float = 0.0
+    # The answer followed by oversized_bytes of JSON whitespace, streamed; half the time as a gzip bomb.
+    rate_oversized: float = 0.0
+    oversized_bytes: float = 64 * 1024 * 1024
+    # The answer dripped over drip_s seconds in small pieces: every read is quick, the whole is not.
+    rate_drip: float = 0.0
+    drip_s: float = 10.0
+    # A 429's Retry-After is one of an hour, a day, 1e400, a date in year 9999, a negative number or garbage.
+    hostile_retry_after: bool = False
     seed: int | None = None
     # Limit faults to paths containing this text (e.g. "/invoke"); empty: every /v3 and /v2/flows path.
     fault_only: str = ""

@@ -3,9 +3,10 @@
 Every request is logged with its call kind (the name of the route it matches, see config.CALL_KINDS). Calls whose
 kind the `out_of_credits` knob lists are answered 402 before anything else (no side effect). Random faults apply
 to the /v3 and /v2/flows endpoints. 429 and 503 are answered before the request reaches the app (no side
-effect, safe to retry). 500, reset, truncated and wrong_shape are applied after the app has run, so the invoke's
-turn really starts (and a resume-hook really resumes): a client that retries on those will visibly send twice.
-A stall sleeps and then lets the request through, which is what a server does when the client has already given up.
+effect, safe to retry). 500, reset, truncated, wrong_shape and the hostile ones (surrogate, bad_utf8, oversized,
+drip) are applied after the app has run, so the invoke's turn really starts (and a resume-hook really resumes): a
+client that retries on those will visibly send twice. A stall sleeps and then lets the request through, which is
+what a server does when the client has already given up.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from collections.abc import Sequence
 from email.utils import formatdate
 
 import anyio
+import anyio.lowlevel
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,7 +35,11 @@ CONTROL_PREFIX = "/_sandbox/"
 _FAULTY_PREFIXES = ("/v3/", "/v2/flows/")
 OUT_OF_CREDITS = "Out of credits: top up the workspace's credits in FlowHunt"
 _BEFORE = frozenset({"429", "503"})
-_AFTER = frozenset({"500", "reset", "truncated", "wrong_shape"})
+_AFTER = frozenset({"500", "reset", "truncated", "wrong_shape", "surrogate", "bad_utf8", "oversized", "drip"})
+_HOSTILE_RETRY_AFTER = ("3600", "86400", "1e400", "-5", "nan", "soon", "Fri, 31 Dec 9999 23:59:59 GMT", "")
+# Texts a person reads; ids, labels and tool names are left whole (a client pairs and deduplicates by them).
+_TEXT_KEYS = frozenset({"message", "detail", "msg", "content", "loading_desc", "prompt_message", "tool_response"})
+_BAD_BYTES = "\ue000"  # stands for the invalid UTF-8 until the body is encoded
 
 
 class FaultMiddleware:
@@ -101,6 +108,8 @@ class FaultMiddleware:
             await _send_json(send, 503, {"detail": "Service Unavailable"}, [])
 
     def _retry_after(self) -> str:
+        if self.state.config.hostile_retry_after:
+            return _HOSTILE_RETRY_AFTER[self.state.choice(len(_HOSTILE_RETRY_AFTER))]
         seconds = self.state.config.retry_after_s
         # Both forms are legal (RFC 9110); clients must read either.
         if self.state.choice(2) == 0:
@@ -138,9 +147,46 @@ class FaultMiddleware:
             cut = body[: max(1, len(body) // 2)]
             self.state.set_status(entry, status)
             await _send_raw(send, status, cut, b"application/json")
-        else:
+        elif fault == "wrong_shape":
             self.state.set_status(entry, status)
             await _send_json(send, status, self._wrong_shape(body), [])
+        elif fault in ("surrogate", "bad_utf8"):
+            self.state.set_status(entry, status)
+            await _send_raw(send, status, _poisoned(body, fault), b"application/json")
+        elif fault == "oversized":
+            self.state.set_status(entry, status)
+            await self._oversized(status, body, send)
+        else:
+            self.state.set_status(entry, status)
+            await self._drip(start, body, send)
+
+    async def _oversized(self, status: int, body: bytes, send: Send) -> None:
+        # Whitespace after JSON is still JSON: only a client that stops reading is safe from this answer.
+        left = int(self.state.config.oversized_bytes)
+        packer = zlib.compressobj(wbits=zlib.MAX_WBITS | 16) if self.state.choice(2) else None
+        headers = [(b"content-type", b"application/json")] + ([(b"content-encoding", b"gzip")] if packer else [])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        piece, blank = body, b" " * 65536
+        while True:
+            await send(
+                {"type": "http.response.body", "body": packer.compress(piece) if packer else piece, "more_body": True}
+            )
+            await anyio.lowlevel.checkpoint()  # a client that hung up is noticed, and the sending stops
+            if left <= 0:
+                break
+            piece, left = blank[:left], left - len(blank)
+        await send({"type": "http.response.body", "body": packer.flush() if packer else b""})
+
+    async def _drip(self, start: Message, body: bytes, send: Send) -> None:
+        pieces = max(1, min(len(body), 50))
+        size = -(-len(body) // pieces)
+        await send(start)
+        for index in range(pieces):
+            await anyio.sleep(self.state.config.drip_s / pieces)
+            await send(
+                {"type": "http.response.body", "body": body[index * size : (index + 1) * size], "more_body": True}
+            )
+        await send({"type": "http.response.body", "body": b""})
 
     async def _reset(self, start: Message, body: bytes, send: Send) -> None:
         # Announce the full length, send half, and return: uvicorn then closes the connection mid-body,
@@ -156,6 +202,29 @@ class FaultMiddleware:
         if isinstance(original, list):
             return [{"events": original}, [1, 2, 3]][self.state.choice(2)]
         return [[1, 2, 3], {"unexpected": True}][self.state.choice(2)]
+
+
+def _poisoned(body: bytes, fault: str) -> bytes:
+    """``body`` (JSON) with a lone surrogate or invalid UTF-8 after each text a person reads."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body
+    if fault == "surrogate":
+        return json.dumps(_mark_texts(value, "\ud800")).encode()  # ASCII: the surrogate travels as its escape
+    marked = json.dumps(_mark_texts(value, _BAD_BYTES), ensure_ascii=False).encode()
+    return marked.replace(_BAD_BYTES.encode(), b"\xff")
+
+
+def _mark_texts(value: object, mark: str) -> object:
+    if isinstance(value, list):
+        return [_mark_texts(item, mark) for item in value]
+    if not isinstance(value, dict) or value.get("event_type") == "human":
+        return value
+    return {
+        key: item + mark if key in _TEXT_KEYS and isinstance(item, str) else _mark_texts(item, mark)
+        for key, item in value.items()
+    }
 
 
 async def _send_json(send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]]) -> None:

@@ -44,7 +44,9 @@ from flow_mcp.sandbox.sessions import (
     Session,
 )
 
-FAULT_KINDS = ("429", "503", "stall", "500", "reset", "truncated", "wrong_shape")
+FAULT_KINDS = (
+    "429", "503", "stall", "500", "reset", "truncated", "wrong_shape", "surrogate", "bad_utf8", "oversized", "drip",
+)  # fmt: skip
 _FAULT_RATE = {
     "429": "rate_429",
     "503": "rate_503",
@@ -53,6 +55,10 @@ _FAULT_RATE = {
     "reset": "rate_reset",
     "truncated": "rate_truncated",
     "wrong_shape": "rate_wrong_shape",
+    "surrogate": "rate_surrogate",
+    "bad_utf8": "rate_bad_utf8",
+    "oversized": "rate_oversized",
+    "drip": "rate_drip",
 }
 
 

@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from flow_mcp.errors import InvalidArgumentError
+from flow_mcp.flowhunt.client import SESSION_ID_PATTERN
 from flow_mcp.flowhunt.wire import AI_MODELS
 from flow_mcp.server.callers import HANDLE_PATTERN
 
@@ -47,7 +48,11 @@ AiModelArg = Annotated[
     ),
 ]
 ContextFlowArg = Annotated[
-    str | None, Field(description="Id of an existing FlowHunt flow for the assistant to work on, if any.")
+    str | None,
+    Field(
+        description="Id of an existing FlowHunt flow for the assistant to work on, if any.",
+        json_schema_extra={"pattern": SESSION_ID_PATTERN.pattern},
+    ),
 ]
 WelcomeArg = Annotated[bool, Field(description="Ask the assistant to post a welcome message first.")]
 CursorArg = Annotated[
@@ -84,6 +89,16 @@ def check_message(message: str) -> str:
             f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} (64 KiB). Shorten it or split it over turns."
         )
     return message
+
+
+def check_context_flow_id(flow_id: str | None) -> str | None:
+    """A FlowHunt flow id (1-128 letters, digits, '-' or '_', as every FlowHunt id), or None for no flow."""
+    if flow_id is not None and not SESSION_ID_PATTERN.fullmatch(flow_id):
+        raise InvalidArgumentError(
+            "Malformed context_flow_id: it is a FlowHunt flow id, 1-128 letters, digits, '-' or '_' "
+            "(as in the flow's URL). Omit it to start without a flow."
+        )
+    return flow_id
 
 
 def check_ai_model(ai_model: str | None) -> str | None:

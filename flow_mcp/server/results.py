@@ -7,6 +7,7 @@ the answer first; failures become error texts that say what to do next, never a 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +22,10 @@ from flow_mcp.errors import (
     MissingKeyError,
     NotDeliveredError,
     NotFoundError,
+    OutOfCreditsError,
     RateLimitError,
     ResponseShapeError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
     ValidationError,
@@ -291,14 +294,22 @@ def _what_to_do(error: FlowMCPError, session_id: str | None) -> str:
             "If your key must be sent as an 'Api-Key' header, set FLOWHUNT_AUTH_HEADER=api-key."
         )
     if isinstance(error, RateLimitError):
-        wait = f" Retry in {error.retry_after:.0f} s." if error.retry_after is not None else " Retry in a minute."
-        return "FlowHunt is rate limiting this API key (429)." + wait
+        # Rounded up: "Retry in 0 s" would invite a retry that is sure to fail.
+        wait = f" Retry in {max(1, math.ceil(error.retry_after))} s." if error.retry_after is not None else ""
+        return "FlowHunt is rate limiting this API key (429)." + (wait or " Retry in a minute.")
+    if isinstance(error, OutOfCreditsError):
+        return (
+            "FlowHunt says the workspace is out of credits (402): top up credits in FlowHunt (or ask the "
+            "workspace's owner to), then retry."
+        )
     if isinstance(error, ValidationError):
         return f"FlowHunt rejected the request (422): {error.detail or 'no details'}. Fix the arguments and retry."
     if isinstance(error, ServerError):
         return f"FlowHunt failed ({error.status_code}){': ' + error.detail if error.detail else ''}. Retry shortly."
     if isinstance(error, TransportError):
         return f"{error} Check FLOWHUNT_BASE_URL and the network, then retry."
+    if isinstance(error, ResponseTooLargeError):
+        return str(error)  # the same answer would come again: retrying soon does not help
     if isinstance(error, ResponseShapeError):
         return f"{error} Retry shortly."
     return str(error)

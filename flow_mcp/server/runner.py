@@ -108,7 +108,9 @@ class TurnRunner:
                 await progress.event(event)
 
         hint.invoking = True
-        sent = await send_message(caller.client, sid, message, model, settle_ms=settle_ms, new_session=new_session)
+        sent = await send_message(
+            caller.client, sid, message, model, settle_ms=settle_ms, new_session=new_session, deadline=deadline
+        )
         cursor = sent.cursor
         hint.invoking = False
         await progress.send("Message sent; the assistant is working")

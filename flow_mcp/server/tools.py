@@ -24,6 +24,7 @@ from flow_mcp.errors import FlowMCPError, InvalidArgumentError
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.events import Event, normalize
 from flow_mcp.flowhunt.follow import now_ms
+from flow_mcp.flowhunt.ratelimit import rate_lane
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import status_of
 from flow_mcp.flowhunt.wire import RawEvent
@@ -41,6 +42,7 @@ from flow_mcp.server.arguments import (
     WaitSecondsArg,
     WelcomeArg,
     check_ai_model,
+    check_context_flow_id,
     check_message,
     check_seconds,
 )
@@ -73,7 +75,8 @@ async def create_session(
     `invoke` and `poll_events`.
     """
     async with _calling(ctx, "create_session", Hint()) as caller:
-        created = await caller.client.create_session(context_flow_id, start_with_welcome_message)
+        flow_id = check_context_flow_id(context_flow_id)
+        created = await caller.client.create_session(flow_id, start_with_welcome_message)
         result = CreateSessionResult(
             session_id=caller.public(created.session_id),
             created_at=created.created_at,
@@ -172,11 +175,12 @@ async def ask(
         )
         if session_id is not None and context_flow_id is not None:
             raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
+        flow_id = check_context_flow_id(context_flow_id)
         continuing = session_id is not None
         if session_id is not None:
             sid = caller.session(session_id)
         else:
-            sid = (await caller.client.create_session(context_flow_id)).session_id
+            sid = (await caller.client.create_session(flow_id, deadline=started + budget)).session_id
         hint.session_id = caller.public(sid)
         _touched(ctx, caller, sid)
         async with state.runner.one_turn(caller, sid, continuing=continuing) as record:
@@ -275,7 +279,8 @@ async def _calling(ctx: Context[AppState], tool: str, hint: Hint) -> AsyncIterat
     hint.key_header = _state(ctx).access.key_header
     with _tool_errors(tool, hint):
         async with caller_of(ctx) as caller:
-            with structlog.contextvars.bound_contextvars(client=caller.name):
+            # The caller's name is also its lane in the key's request budget, so callers share it fairly.
+            with structlog.contextvars.bound_contextvars(client=caller.name), rate_lane(caller.name):
                 yield caller
 
 
