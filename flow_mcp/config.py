@@ -156,6 +156,19 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_MAX_RPS",
         description="Requests per second to FlowHunt for one API key, shared fairly by all turns.",
     )
+    elicitation: bool = Field(
+        default=True,
+        validation_alias="FLOW_MCP_ELICITATION",
+        description="When a turn waits on a person, ask the MCP host's user (elicitation) and go on with the "
+        "turn; 'false' returns status 'waiting_for_input' instead.",
+    )
+    elicitation_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        validation_alias="FLOW_MCP_ELICITATION_TIMEOUT",
+        description="Seconds the user has to answer such a question; after that the turn is returned waiting.",
+    )
     token: SecretStr | None = Field(
         default=None,
         validation_alias="FLOW_MCP_TOKEN",

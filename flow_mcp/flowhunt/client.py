@@ -207,6 +207,22 @@ class FlowHuntClient:
             return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=sid))
         return parse_events(body, session_id=sid)
 
+    async def resume_hook(
+        self, session_id: str, hook_id: str, message: str, form_data: Mapping[str, Any] | None = None
+    ) -> str:
+        """Answer a hook the session's turn waits on; FlowHunt's status (``resumed``, ``already_received``, ...)."""
+        sid = validate_session_id(session_id)
+        body: dict[str, Any] = {"hook_id": hook_id, "message": message}
+        if form_data is not None:
+            body["form_data"] = dict(form_data)
+        path = f"/v2/flows/sessions/{quote(sid, safe='')}/resume-hook"
+        # Hooks are one-shot: a resume FlowHunt may have taken is not sent again, like invoke.
+        call = _Call("POST", "/v2/flows/sessions/{session_id}/resume-hook", path, "once", needs_key=False, body=body)
+        status = (await self._send(call)).get("status")
+        if not isinstance(status, str):
+            raise ResponseShapeError("FlowHunt's resume-hook answer carries no status.")
+        return status
+
     # -- HTTP, retries and error mapping ---------------------------------------------------------
 
     async def _send(self, call: _Call, deadline: float | None = None) -> Any:

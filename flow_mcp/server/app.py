@@ -38,6 +38,7 @@ from flow_mcp.errors import FlowMCPError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.server.arguments import argument_errors
 from flow_mcp.server.callers import Access, HttpAccess
+from flow_mcp.server.elicitation import state_security
 from flow_mcp.server.resources import register_resources, session_resources
 from flow_mcp.server.runner import CallKey, Drain, TurnRunner
 from flow_mcp.server.tools import TOOLS, AppState, caller_for, caller_of, owner_of
@@ -89,6 +90,7 @@ def build_server(
         if token_verifier
         else None,
         middleware=[_stop_when_cancelled, _argument_texts, _with_session_resources],
+        request_state_security=state_security(settings, http),
     )
     for tool, hints in TOOLS.items():
         # The SDK passes a docstring on verbatim; hosts show it to the model, so drop the source indentation.

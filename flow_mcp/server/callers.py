@@ -71,7 +71,7 @@ class Access:
         self._http = http
         self._pool = ClientPool(settings, factory) if http and http.key_from_client else None
         self._shared = None if self._pool else factory(settings)
-        secret = _handle_secret(settings, self._pool is not None)
+        secret = server_secret(settings, self._pool is not None)
         self._handle_key = handle_key(secret.get_secret_value()) if secret is not None else None
 
     async def __aenter__(self) -> Access:
@@ -114,7 +114,8 @@ class Access:
             yield Caller(client, name, SessionHandles(self._handle_key, identity))
 
 
-def _handle_secret(settings: Settings, key_from_client: bool) -> SecretStr | None:
+def server_secret(settings: Settings, key_from_client: bool) -> SecretStr | None:
+    """What keys an HTTP server's session handles and sealed state, if anything does: the same on every replica."""
     # Only what the server holds may key handles: a key a caller sends would let that caller make handles for any
     # session id it learns. Without FLOW_MCP_SECRET the server's own FlowHunt key does: it is secret, the same on
     # every replica and across restarts, which is all a handle key needs.

@@ -80,13 +80,21 @@ class AskResult(BaseModel):
     cursor: str = Field(description="Pass to poll_events to continue a turn that is still running.")
     waiting_for: WaitingFor | None = None
     error: str | None = None
+    note: str | None = Field(
+        default=None, description="Why the user's answer to the turn's question did not reach FlowHunt."
+    )
 
 
 # -- texts --------------------------------------------------------------------------------
 
 
+RESUME_REFUSED = "FlowHunt does not let this session's question be answered through its API."
+
+
 def continue_hint(session_id: str, cursor: str, wait_seconds: int = 30) -> str:
-    return f'poll_events(session_id="{session_id}", cursor="{cursor}", wait_seconds={wait_seconds})'
+    """The poll_events call that goes on from ``cursor`` (no wait_seconds: fetch what is there now)."""
+    wait = f", wait_seconds={wait_seconds}" if wait_seconds else ""
+    return f'poll_events(session_id="{session_id}", cursor="{cursor}"{wait})'
 
 
 def create_session_text(result: CreateSessionResult) -> str:
@@ -126,6 +134,8 @@ def ask_text(result: AskResult) -> str:
         lines.append("Tools used: " + ", ".join(call.name for call in result.tool_calls))
     if result.actions:
         lines.append("Flow edits: " + "; ".join(action.summary for action in result.actions))
+    if result.note:
+        lines.append(result.note)
     lines += _ending_lines(result.status, result.error, result.waiting_for)
     if result.status == "running":
         lines.append(
@@ -151,7 +161,7 @@ def _ending_lines(status: str, error: str | None, waiting_for: WaitingFor | None
         lines.append(f"The assistant is waiting for input ({waiting_for.kind}): {waiting_for.prompt or ''}".rstrip())
         if waiting_for.link:
             lines.append(f"Link: {waiting_for.link}")
-        lines.append("Answer it in FlowHunt (this API has no resume call), or send a new message.")
+        lines.append("Answer it in FlowHunt, or send a new message.")
     return lines
 
 

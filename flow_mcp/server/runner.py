@@ -1,6 +1,6 @@
-"""Following turns for the tools: ask's whole turn, the one-turn-per-session rule, progress notifications, and
-a graceful stop that cuts following short without losing or doubling an event. No MCP here: progress goes to a
-``Report`` callable.
+"""Following turns for the tools: ask's whole turn (answering the questions it stops on, when someone can), the
+one-turn-per-session rule, progress notifications, and a graceful stop that cuts following short without losing
+or doubling an event. No MCP here: progress goes to a ``Report`` callable, questions to an ``Answer`` one.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ import anyio
 import structlog
 
 from flow_mcp.config import Settings
-from flow_mcp.errors import TurnInProgressError
+from flow_mcp.errors import APIError, TurnInProgressError
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.digest import TurnDigest
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.follow import OnEvents, Until, follow, now_ms
+from flow_mcp.flowhunt.hooks import MAX_ANSWERS, Question, Reply, question_of
 from flow_mcp.flowhunt.send import send_message
-from flow_mcp.flowhunt.turn import settles_at, status_of
+from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.server.callers import Caller
-from flow_mcp.server.results import AskResult, continue_hint
+from flow_mcp.server.results import RESUME_REFUSED, AskResult, continue_hint
 
 log = structlog.get_logger()
 
@@ -37,6 +38,51 @@ class Hint:
     cursor: str | None = None
     invoking: bool = False  # a failure now may come after FlowHunt took the message in
     key_header: str | None = None  # the caller brought its own FlowHunt key in this header
+
+
+Answer = Callable[[Question], Awaitable[Reply | None]]
+"""Who answers the question a turn waits on for a person (the MCP client's user, say): the reply, or None."""
+
+
+@dataclass
+class Turn:
+    """A turn being followed: where it stands, what it did so far, and the questions it asked."""
+
+    message_id: str
+    cursor: Cursor
+    digest: TurnDigest = field(default_factory=TurnDigest)
+    note: str | None = None  # why a person's answer did not reach FlowHunt
+    questions: dict[str, Question] = field(default_factory=dict)  # by hook id, since the last answer
+
+    @classmethod
+    def of(cls, result: AskResult) -> Turn:
+        """The turn that an earlier ask's result reported on, to be followed on from its cursor."""
+        digest = TurnDigest(
+            messages=list(result.messages),
+            tool_calls=list(result.tool_calls),
+            actions=list(result.actions),
+            credits=result.credits,
+            events_count=result.events_count,
+        )
+        return cls(result.message_id, decode_cursor(result.cursor), digest)
+
+    def take(self, event: RawEvent) -> None:
+        self.digest.add(event)
+        question = question_of(event)
+        if question is not None:
+            self.questions[question.hook_id] = question
+
+    def question(self) -> Question | None:
+        """The question the turn waits on, when resume-hook can answer it."""
+        progress = self.cursor.progress
+        if progress.outcome != "waiting_for_input" or progress.waiting_for is None:
+            return None
+        return self.questions.get(progress.waiting_for.hook_id or "")
+
+    def resumed(self) -> None:
+        """The question was answered: the turn goes on, so its waiting end no longer holds."""
+        self.cursor = self.cursor.with_progress(TurnProgress())
+        self.questions.clear()
 
 
 @dataclass
@@ -94,47 +140,154 @@ class TurnRunner:
         report: Report,
         hint: Hint,
         new_session: bool,
+        answer: Answer | None = None,
     ) -> AskResult:
-        """Send ``message`` and follow the turn until it ends or ``deadline``, reporting each event as progress."""
-        settle_ms = self.settings.settle_ms
+        """Send ``message`` and follow the turn until it ends or ``deadline``, reporting each event as progress.
+
+        When the turn waits on a person, ``answer`` is asked for the reply (see ``follow_turn``).
+        """
         progress = Progress(report)
-        digest = TurnDigest()
-
-        async def on_events(events: Sequence[RawEvent], cursor: Cursor) -> None:
-            hint.cursor = cursor.encode()
-            progress.cursor = cursor
-            for event in events:
-                digest.add(event)
-                await progress.event(event)
-
         hint.invoking = True
         sent = await send_message(
-            caller.client, sid, message, model, settle_ms=settle_ms, new_session=new_session, deadline=deadline
+            caller.client,
+            sid,
+            message,
+            model,
+            settle_ms=self.settings.settle_ms,
+            new_session=new_session,
+            deadline=deadline,
         )
-        cursor = sent.cursor
         hint.invoking = False
         await progress.send("Message sent; the assistant is working")
-        if sent.events:
-            await on_events(sent.events, cursor)
-        hint.cursor, progress.cursor = cursor.encode(), cursor
+        turn = Turn(sent.message_id, sent.cursor)
+        turn = await self.follow_turn(
+            caller, sid, turn, deadline=deadline, progress=progress, hint=hint, answer=answer, events=sent.events
+        )
+        return self.result(caller, sid, turn)
+
+    async def resume(
+        self,
+        caller: Caller,
+        sid: str,
+        so_far: AskResult,
+        reply: tuple[Question, Reply],
+        *,
+        deadline: float,
+        report: Report,
+        hint: Hint,
+        answer: Answer | None = None,
+    ) -> AskResult:
+        """Pass on the reply to the question an earlier ask's turn stopped on (``so_far``) and follow on, as ask."""
+        turn = await self.follow_turn(
+            caller,
+            sid,
+            Turn.of(so_far),
+            deadline=deadline,
+            progress=Progress(report),
+            hint=hint,
+            answer=answer,
+            reply=reply,
+        )
+        return self.result(caller, sid, turn)
+
+    async def follow_turn(
+        self,
+        caller: Caller,
+        sid: str,
+        turn: Turn,
+        *,
+        deadline: float,
+        progress: Progress,
+        hint: Hint,
+        answer: Answer | None = None,
+        reply: tuple[Question, Reply] | None = None,
+        events: Sequence[RawEvent] = (),
+    ) -> Turn:
+        """Follow ``turn`` until it ends or ``deadline``; whenever it waits on a hook and ``answer`` gives a reply,
+        resume the hook and follow on, at most MAX_ANSWERS times.
+
+        ``reply`` answers the question the turn already waits on (resumed first); ``events`` were received before
+        (invoke's cached ones). The time ``answer`` takes (a person) does not count against ``deadline``.
+        """
+
+        async def on_events(batch: Sequence[RawEvent], cursor: Cursor) -> None:
+            hint.cursor = cursor.encode()
+            progress.cursor = turn.cursor = cursor
+            for event in batch:
+                turn.take(event)
+                await progress.event(event)
+
+        hint.cursor, progress.cursor = turn.cursor.encode(), turn.cursor
+        if events:
+            await on_events(events, turn.cursor)
+        answered = 0
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(progress.heartbeats, self.settings.heartbeat_seconds)
-            cursor = await self.follow(caller, sid, cursor, deadline=deadline, until="turn_end", on_events=on_events)
+            while True:
+                if reply is None:
+                    turn.cursor = await self.follow(
+                        caller, sid, turn.cursor, deadline=deadline, until="turn_end", on_events=on_events
+                    )
+                    question = turn.question()
+                    if question is None or answer is None or answered >= MAX_ANSWERS:
+                        break
+                    asked = time.monotonic()
+                    reply = await self._ask(answer, question, progress)
+                    deadline += time.monotonic() - asked
+                    if reply is None:
+                        break
+                answered += 1
+                # Should passing it on fail without saying whether FlowHunt took it, the error text's cursor follows
+                # the turn as if it did: then its rest is seen, else it keeps "running" and the session says more.
+                hint.cursor = turn.cursor.with_progress(TurnProgress()).encode()
+                if not await self._pass_on(caller, sid, turn, *reply):
+                    break
+                hint.cursor, progress.cursor, reply = turn.cursor.encode(), turn.cursor, None
+                await progress.send("Answer passed on; the assistant goes on")
             tasks.cancel_scope.cancel()
-        turn = cursor.progress
+        return turn
+
+    async def _ask(self, answer: Answer, question: Question, progress: Progress) -> tuple[Question, Reply] | None:
+        """The person's reply to ``question``, or None; a stopping server stops waiting for it."""
+        reply = None
+        with progress.asking(), self.drain.guard():
+            reply = await answer(question)
+        return None if reply is None else (question, reply)
+
+    async def _pass_on(self, caller: Caller, sid: str, turn: Turn, question: Question, reply: Reply) -> bool:
+        """Pass ``reply`` on to FlowHunt; True when the turn goes on, else ``turn.note`` says why not."""
+        try:
+            status = await caller.client.resume_hook(sid, question.hook_id, reply.message, reply.form_data)
+        except APIError as error:
+            if error.status_code not in (404, 405, 422):
+                raise
+            log.info("hook_resume_refused", status_code=error.status_code)
+            turn.note = RESUME_REFUSED
+            return False
+        log.info("hook_resumed", kind=question.kind, status=status)
+        if status not in ("resumed", "already_received"):
+            turn.note = f"FlowHunt did not take the answer: the question is {status[:40].replace('_', ' ')}."
+            return False
+        turn.resumed()
+        return True
+
+    def result(self, caller: Caller, sid: str, turn: Turn) -> AskResult:
+        """ask's result for ``turn`` as it stands."""
+        digest, progress = turn.digest, turn.cursor.progress
         return AskResult(
             session_id=caller.public(sid),
-            message_id=sent.message_id,
-            status=status_of(turn, now_ms(), settle_ms),
+            message_id=turn.message_id,
+            status=status_of(progress, now_ms(), self.settings.settle_ms),
             answer=digest.messages[-1] if digest.messages else None,
             messages=digest.messages,
             tool_calls=digest.tool_calls,
             actions=digest.actions,
             credits=round(digest.credits, 6),
             events_count=digest.events_count,
-            cursor=cursor.encode(),
-            waiting_for=turn.waiting_for,
-            error=turn.error,
+            cursor=turn.cursor.encode(),
+            waiting_for=progress.waiting_for,
+            error=progress.error,
+            note=turn.note,
         )
 
     async def follow(
@@ -185,6 +338,7 @@ class Progress:
         self._sent = 0
         self._started = time.monotonic()
         self._last = self._started
+        self._asking = False
         self.cursor: Cursor | None = None
 
     async def event(self, event: RawEvent) -> None:
@@ -205,8 +359,19 @@ class Progress:
             if time.monotonic() - self._last >= every:
                 await self.send(self._still_working())
 
+    @contextmanager
+    def asking(self) -> Iterator[None]:
+        """A person is asked for the length of the block: the heartbeats say so."""
+        self._asking = True
+        try:
+            yield
+        finally:
+            self._asking = False
+
     def _still_working(self) -> str:
         elapsed = int(time.monotonic() - self._started)
+        if self._asking:
+            return f"Waiting for your answer ({elapsed} s)"
         open_tools = self.cursor.progress.open_tools if self.cursor else ()
         if open_tools:
             return f"Still working ({elapsed} s): running {', '.join(open_tools)}"

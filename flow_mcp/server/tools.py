@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, TypeVar
 
 import anyio
@@ -16,7 +17,7 @@ import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 from flow_mcp.config import Settings
@@ -28,7 +29,7 @@ from flow_mcp.flowhunt.ratelimit import rate_lane
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import status_of
 from flow_mcp.flowhunt.wire import RawEvent
-from flow_mcp.server import results
+from flow_mcp.server import elicitation, results
 from flow_mcp.server.arguments import (
     MAX_ASK_TIMEOUT_SECONDS,
     MAX_POLL_WAIT_SECONDS,
@@ -155,11 +156,13 @@ async def ask(
     context_flow_id: ContextFlowArg = None,
     ai_model: AiModelArg = None,
     timeout_seconds: TimeoutSecondsArg = None,
-) -> Annotated[CallToolResult, AskResult]:
+) -> Annotated[CallToolResult, AskResult] | InputRequiredResult:
     """Ask FlowHunt's Flow Assistant something and get its answer: one call for a whole turn.
 
     Creates a session unless `session_id` is given, sends the message, follows the assistant while it
     works (streaming progress) and returns the answer, the tools it used and the flow edits it made.
+    If the assistant stops to ask the user something or to have a tool run approved, the user is asked
+    through the host when it supports that, and the turn goes on; otherwise the status is "waiting_for_input".
     If the turn is not done in time it returns status "running" with a cursor: then call
     `poll_events(session_id, cursor, wait_seconds=30)` until the status is no longer "running".
     """
@@ -175,35 +178,75 @@ async def ask(
         )
         if session_id is not None and context_flow_id is not None:
             raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
-        flow_id = check_context_flow_id(context_flow_id)
-        continuing = session_id is not None
-        if session_id is not None:
-            sid = caller.session(session_id)
+        # A 2026-07-28 client calls again, with the same arguments, to bring the user's answer to the question
+        # the last call returned: then the message was sent already, and the turn goes on from where it stopped.
+        carried = elicitation.carried(ctx)
+        asker = elicitation.Asker(ctx, state.settings, asked=carried.asked if carried else 0)
+        run: Callable[[], Awaitable[AskResult]]
+        if carried is not None:
+            so_far = AskResult.model_validate(carried.so_far)
+            sid = caller.session(so_far.session_id)
+            if carried.reply is None:
+                return _result(ctx, so_far, results.ask_text)  # no answer: the turn still waits, as reported
+            run = partial(
+                state.runner.resume,
+                caller,
+                sid,
+                so_far,
+                (carried.question, carried.reply),
+                deadline=started + budget,
+                report=ctx.report_progress,
+                hint=hint,
+                answer=asker,
+            )
         else:
-            sid = (await caller.client.create_session(flow_id, deadline=started + budget)).session_id
+            if session_id is not None:
+                sid = caller.session(session_id)
+            else:
+                flow_id = check_context_flow_id(context_flow_id)
+                sid = (await caller.client.create_session(flow_id, deadline=started + budget)).session_id
+            run = partial(
+                state.runner.ask,
+                caller,
+                sid,
+                text,
+                model,
+                deadline=started + budget,
+                report=ctx.report_progress,
+                hint=hint,
+                new_session=session_id is None,
+                answer=asker,
+            )
         hint.session_id = caller.public(sid)
         _touched(ctx, caller, sid)
-        async with state.runner.one_turn(caller, sid, continuing=continuing) as record:
-            try:
-                result = await state.runner.ask(
-                    caller,
-                    sid,
-                    text,
-                    model,
-                    deadline=started + budget,
-                    report=ctx.report_progress,
-                    hint=hint,
-                    new_session=not continuing,
-                )
-            except anyio.get_cancelled_exc_class():
-                # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next ask checks it first.
-                record(hint.cursor)
-                raise
-            record(result.cursor if result.status == "running" else None)
+        result = await _one_turn(state, caller, sid, hint, run, continuing=session_id is not None or bool(carried))
+        if asker.deferred is not None and result.status == "waiting_for_input":
+            return asker.input_required(result)  # the client asks its user, then calls again with the answer
         return _result(ctx, result, results.ask_text)
 
 
-TOOLS: dict[Callable[..., Awaitable[CallToolResult]], ToolAnnotations] = {
+async def _one_turn(
+    state: AppState,
+    caller: Caller,
+    sid: str,
+    hint: Hint,
+    run: Callable[[], Awaitable[AskResult]],
+    *,
+    continuing: bool,
+) -> AskResult:
+    """``run`` as the session's one turn, recording how it left the turn."""
+    async with state.runner.one_turn(caller, sid, continuing=continuing) as record:
+        try:
+            result = await run()
+        except anyio.get_cancelled_exc_class():
+            # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next ask checks it first.
+            record(hint.cursor)
+            raise
+        record(result.cursor if result.status == "running" else None)
+    return result
+
+
+TOOLS: dict[Callable[..., Awaitable[CallToolResult | InputRequiredResult]], ToolAnnotations] = {
     create_session: ToolAnnotations(title="Create a Flow Assistant session", open_world_hint=True),
     invoke: ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True),
     poll_events: ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True),
