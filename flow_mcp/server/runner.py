@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 import anyio
-import structlog
 
 from flow_mcp.config import Settings
 from flow_mcp.errors import TurnInProgressError
@@ -20,13 +19,14 @@ from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.digest import TurnDigest
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.follow import OnEvents, Until, follow, now_ms
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.server.callers import Caller
 from flow_mcp.server.results import AskResult, continue_hint
 
-log = structlog.get_logger()
+log = get_logger()
 
 
 @dataclass
