@@ -1,6 +1,7 @@
-"""Findings of an outside review (branch `attack`): each test fails today and pins what should happen instead.
+"""Findings of an outside review (branch `attack`): each test failed before the fixes and pins what must happen.
 
-Reproduction scripts for the same findings, and for the ones that are not tests, are in attack/.
+The first seven tests are the review's (one adjusted, see its comment); the rest were written with the fixes. The
+review's reproduction scripts (attack/) are in the history of branch `attack`.
 """
 
 from __future__ import annotations
