@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
-from flow_mcp.config import HOW_TO_MAKE_ONE, Settings, key_fingerprint
+from flow_mcp.config import HOW_TO_MAKE_ONE, KEY_NOT_ASCII, Settings, is_sendable_key, key_fingerprint
 from flow_mcp.errors import ConfigurationError, InvalidArgumentError, MissingKeyError, NotFoundError
 from flow_mcp.flowhunt.client import FlowHuntClient, validate_session_id
 from flow_mcp.server.results import MISSING_KEY_HELP
@@ -104,6 +104,11 @@ class Access:
                     raise ConfigurationError(
                         f"This server uses each client's own FlowHunt API key: send it in the "
                         f"{self._http.key_header} header (in your MCP host's config for this server)."
+                    )
+                if not is_sendable_key(api_key):
+                    raise ConfigurationError(
+                        f"The FlowHunt API key in the {self._http.key_header} header {KEY_NOT_ASCII}, and send your "
+                        "FlowHunt key as plain ASCII in that header."
                     )
                 client = await stack.enter_async_context(self._pool.lease(api_key))
                 # Two people behind one bearer token but with different FlowHunt keys still get apart sessions.

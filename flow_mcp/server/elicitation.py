@@ -20,7 +20,6 @@ import time
 from typing import Any, Literal
 
 import anyio
-import structlog
 from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
 from mcp.server.mcpserver import Context
 from mcp.server.request_state import RequestStateSecurity
@@ -34,9 +33,10 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import InvalidArgumentError
 from flow_mcp.flowhunt.digest import truncate
 from flow_mcp.flowhunt.hooks import MAX_ANSWERS, RESUME_MESSAGE_MAX, Question, Reply, approval_reply
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.callers import HttpAccess, server_secret
 
-log = structlog.get_logger()
+log = get_logger()
 
 INPUT_REQUIRED_VERSION = "2026-07-28"
 """The first protocol version whose tools ask through InputRequiredResult instead of a request of their own."""

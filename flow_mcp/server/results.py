@@ -30,6 +30,7 @@ from flow_mcp.errors import (
     TransportError,
     ValidationError,
     may_have_arrived,
+    sentences,
 )
 from flow_mcp.flowhunt.digest import FlowAction, ToolCall, truncate
 from flow_mcp.flowhunt.events import Event
@@ -273,17 +274,19 @@ def describe(
     if not session_id or isinstance(error, InvalidArgumentError | NotFoundError | ConfigurationError):
         return text
     if cursor:
-        return text + (
-            f" The turn may still be running on FlowHunt and nothing is lost: resume with "
-            f"{continue_hint(session_id, cursor)}."
+        return sentences(
+            text,
+            f"The turn may still be running on FlowHunt and nothing is lost: resume with "
+            f"{continue_hint(session_id, cursor)}.",
         )
     if invoking and isinstance(error, FlowHuntError) and not isinstance(error, NotDeliveredError):
         if may_have_arrived(error):
-            return text + (
-                f" The message may have reached FlowHunt: check with {continue_hint(session_id, '0', 0)} before "
-                "sending it again."
+            return sentences(
+                text,
+                f"The message may have reached FlowHunt: check with {continue_hint(session_id, '0', 0)} before "
+                "sending it again.",
             )
-        return text + " FlowHunt did not take the message in, so sending it again is safe."
+        return sentences(text, "FlowHunt did not take the message in, so sending it again is safe.")
     return text
 
 
@@ -317,9 +320,9 @@ def _what_to_do(error: FlowMCPError, session_id: str | None) -> str:
     if isinstance(error, ServerError):
         return f"FlowHunt failed ({error.status_code}){': ' + error.detail if error.detail else ''}. Retry shortly."
     if isinstance(error, TransportError):
-        return f"{error} Check FLOWHUNT_BASE_URL and the network, then retry."
+        return sentences(str(error), "Check FLOWHUNT_BASE_URL and the network, then retry.")
     if isinstance(error, ResponseTooLargeError):
         return str(error)  # the same answer would come again: retrying soon does not help
     if isinstance(error, ResponseShapeError):
-        return f"{error} Retry shortly."
+        return sentences(str(error), "Retry shortly.")
     return str(error)

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 import anyio
-import structlog
 
 from flow_mcp.config import Settings
 from flow_mcp.errors import APIError, TurnInProgressError
@@ -21,13 +20,14 @@ from flow_mcp.flowhunt.digest import TurnDigest
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.follow import OnEvents, Until, follow, now_ms
 from flow_mcp.flowhunt.hooks import MAX_ANSWERS, Question, Reply, question_of
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.server.callers import Caller
 from flow_mcp.server.results import RESUME_REFUSED, AskResult, continue_hint
 
-log = structlog.get_logger()
+log = get_logger()
 
 
 @dataclass

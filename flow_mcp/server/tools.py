@@ -25,6 +25,7 @@ from flow_mcp.errors import FlowMCPError, InvalidArgumentError
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.events import Event, normalize
 from flow_mcp.flowhunt.follow import now_ms
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import rate_lane
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import status_of
@@ -51,7 +52,7 @@ from flow_mcp.server.callers import Access, Caller
 from flow_mcp.server.results import AskResult, CreateSessionResult, InvokeResult, PollResult, describe
 from flow_mcp.server.runner import CallsInFlight, Hint, RecentSessions, TurnRunner
 
-log = structlog.get_logger()
+log = get_logger()
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -281,7 +282,7 @@ def _cursor_after(start: Cursor, batches: Batches, count: int, settle_ms: int) -
     cursor = start
     for events, after in batches:
         if count < len(events):
-            return cursor.advanced(events, count, now_ms(), settle_ms)[1]
+            return cursor.advanced(events, count, now_ms(), settle_ms).cursor
         count -= len(events)
         cursor = after
     return cursor
