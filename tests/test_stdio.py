@@ -102,7 +102,7 @@ async def test_the_four_tools_work_through_a_stdio_subprocess(sandbox: SandboxSe
     with anyio.fail_after(60):
         async with Client(stdio_server(server_env(sandbox))) as client:
             tools = {tool.name for tool in (await client.list_tools()).tools}
-            assert tools == {"ask", "create_session", "invoke", "poll_events"}
+            assert tools == {"ask", "create_session", "invoke", "poll_events", "list_flows", "run_flow", "respond"}
             await run_every_tool(client)
 
 

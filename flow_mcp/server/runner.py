@@ -10,20 +10,23 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import structlog
 
 from flow_mcp.config import Settings
 from flow_mcp.errors import TurnInProgressError
+from flow_mcp.flowhunt.client import SessionKind
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.digest import TurnDigest
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.follow import OnEvents, Until, follow, now_ms
+from flow_mcp.flowhunt.resume import find_hook, form_for, resume
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
-from flow_mcp.server.callers import Caller
+from flow_mcp.server.callers import Caller, SessionRef
 from flow_mcp.server.results import AskResult, continue_hint
 
 log = structlog.get_logger()
@@ -37,6 +40,9 @@ class Hint:
     cursor: str | None = None
     invoking: bool = False  # a failure now may come after FlowHunt took the message in
     key_header: str | None = None  # the caller brought its own FlowHunt key in this header
+    kind: SessionKind = "assistant"
+    flow_id: str | None = None  # the published flow a new session is opened from
+    resuming: str | None = None  # a failure now may come after FlowHunt took the answer: the cursor to look from
 
 
 @dataclass
@@ -49,44 +55,51 @@ class TurnRunner:
 
     @asynccontextmanager
     async def one_turn(
-        self, caller: Caller, sid: str, *, continuing: bool
+        self, caller: Caller, session: SessionRef, *, continuing: bool
     ) -> AsyncIterator[Callable[[str | None], None]]:
         """Hold ``sid`` for one turn; refuse if another is still running in it.
 
         A new message while the last turn is still worked on would interleave the two. The block gets a
         function to record how it left the turn: its cursor if still running, else None.
         """
+        sid = session.id
         if continuing:
-            await self._refuse_if_running(caller, sid)
+            await self._refuse_if_running(caller, session)
         with self.book.following(sid):
             yield lambda running_cursor: self.book.finished(sid, running_cursor)
 
-    async def _refuse_if_running(self, caller: Caller, sid: str) -> None:
+    async def _refuse_if_running(self, caller: Caller, session: SessionRef) -> None:
+        sid, public = session.id, caller.public(session)
         if self.book.is_followed(sid):
             raise TurnInProgressError(
-                f"Another ask is still following a turn in session {caller.public(sid)}. Wait for it to return, "
-                "then ask again."
+                f"Another call is still following a turn in session {public}. Wait for it to return, then try again."
             )
         cursor = self.book.unfinished(sid)
         if cursor is None:
             return
-        # The last ask returned "running": one poll tells whether that turn has ended since.
+        # The last call returned "running": one poll tells whether that turn has ended since.
         end = await follow(
-            caller.client, sid, decode_cursor(cursor), settings=self.settings, deadline=0, until="new_events"
+            caller.client,
+            sid,
+            decode_cursor(cursor),
+            settings=self.settings,
+            deadline=0,
+            until="new_events",
+            kind=session.kind,
         )
         # An answer with no tool call open counts as the end here: the settle window only guards against more.
         settle_ms = self.settings.settle_ms
         if status_of(end.progress, now_ms(), settle_ms) == "running" and settles_at(end.progress, settle_ms) is None:
             raise TurnInProgressError(
-                f"The previous turn in session {caller.public(sid)} is still running. Follow it to its end with "
-                f"{continue_hint(caller.public(sid), cursor)}, then ask again."
+                f"The previous turn in session {public} is still running. Follow it to its end with "
+                f"{continue_hint(public, cursor)}, then try again."
             )
         self.book.finished(sid, None)
 
     async def ask(
         self,
         caller: Caller,
-        sid: str,
+        session: SessionRef,
         message: str,
         model: str | None,
         *,
@@ -96,8 +109,74 @@ class TurnRunner:
         new_session: bool,
     ) -> AskResult:
         """Send ``message`` and follow the turn until it ends or ``deadline``, reporting each event as progress."""
-        settle_ms = self.settings.settle_ms
         progress = Progress(report)
+        hint.invoking = True
+        sent = await send_message(
+            caller.client,
+            session.id,
+            message,
+            model,
+            settle_ms=self.settings.settle_ms,
+            new_session=new_session,
+            deadline=deadline,
+            kind=session.kind,
+        )
+        hint.invoking = False
+        await progress.send(f"Message sent; the {'flow' if session.kind == 'flow' else 'assistant'} is working")
+        return await self._follow_turn(
+            caller, session, sent.cursor, sent.events, deadline=deadline, progress=progress, hint=hint,
+            message_id=sent.message_id,
+        )  # fmt: skip
+
+    async def respond(
+        self,
+        caller: Caller,
+        session: SessionRef,
+        hook_id: str,
+        message: str,
+        form_data: dict[str, Any] | None,
+        *,
+        deadline: float,
+        report: Report,
+        hint: Hint,
+    ) -> AskResult:
+        """Answer the hook a turn waits on (once), then follow the turn on until it ends or ``deadline``."""
+        progress = Progress(report)
+        waiting = await find_hook(caller.client, session.id, hook_id, kind=session.kind, deadline=deadline)
+        form = form_for(waiting.asked, message, form_data)
+        hint.resuming = waiting.cursor.encode()
+        resumed = await resume(
+            caller.client,
+            session.id,
+            hook_id,
+            message,
+            form,
+            kind=session.kind,
+            start=waiting.cursor,
+            settle_ms=self.settings.settle_ms,
+            deadline=deadline,
+        )
+        hint.resuming = None
+        await progress.send("Answer sent; the turn goes on")
+        return await self._follow_turn(
+            caller, session, resumed.cursor, resumed.events, deadline=deadline, progress=progress, hint=hint,
+            message_id="",
+        )  # fmt: skip
+
+    async def _follow_turn(
+        self,
+        caller: Caller,
+        session: SessionRef,
+        cursor: Cursor,
+        seen: Sequence[RawEvent],
+        *,
+        deadline: float,
+        progress: Progress,
+        hint: Hint,
+        message_id: str,
+    ) -> AskResult:
+        """Follow a turn from ``cursor`` (``seen``: its events already in hand) to its end or ``deadline``."""
+        settle_ms = self.settings.settle_ms
         digest = TurnDigest()
 
         async def on_events(events: Sequence[RawEvent], cursor: Cursor) -> None:
@@ -107,24 +186,19 @@ class TurnRunner:
                 digest.add(event)
                 await progress.event(event)
 
-        hint.invoking = True
-        sent = await send_message(
-            caller.client, sid, message, model, settle_ms=settle_ms, new_session=new_session, deadline=deadline
-        )
-        cursor = sent.cursor
-        hint.invoking = False
-        await progress.send("Message sent; the assistant is working")
-        if sent.events:
-            await on_events(sent.events, cursor)
+        if seen:
+            await on_events(seen, cursor)
         hint.cursor, progress.cursor = cursor.encode(), cursor
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(progress.heartbeats, self.settings.heartbeat_seconds)
-            cursor = await self.follow(caller, sid, cursor, deadline=deadline, until="turn_end", on_events=on_events)
+            cursor = await self.follow(
+                caller, session, cursor, deadline=deadline, until="turn_end", on_events=on_events
+            )
             tasks.cancel_scope.cancel()
         turn = cursor.progress
         return AskResult(
-            session_id=caller.public(sid),
-            message_id=sent.message_id,
+            session_id=caller.public(session),
+            message_id=message_id,
             status=status_of(turn, now_ms(), settle_ms),
             answer=digest.messages[-1] if digest.messages else None,
             messages=digest.messages,
@@ -140,7 +214,7 @@ class TurnRunner:
     async def follow(
         self,
         caller: Caller,
-        sid: str,
+        session: SessionRef,
         cursor: Cursor,
         *,
         deadline: float,
@@ -161,13 +235,14 @@ class TurnRunner:
         with self.drain.guard():
             return await follow(
                 caller.client,
-                sid,
+                session.id,
                 cursor,
                 settings=self.settings,
                 deadline=deadline,
                 until=until,
                 on_events=take,
                 max_events=max_events,
+                kind=session.kind,
             )
         return reached
 
@@ -262,19 +337,19 @@ class RecentSessions:
     """The sessions this server touched, per owner, most recent first; bounded, in-process."""
 
     def __init__(self) -> None:
-        self._by_owner: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
+        self._by_owner: OrderedDict[str, OrderedDict[SessionRef, None]] = OrderedDict()
 
-    def touch(self, owner: str, session_id: str) -> None:
+    def touch(self, owner: str, session: SessionRef) -> None:
         sessions = self._by_owner.pop(owner, None) or OrderedDict()
-        sessions.pop(session_id, None)
-        sessions[session_id] = None
+        sessions.pop(session, None)
+        sessions[session] = None
         while len(sessions) > _MAX_SESSIONS_PER_OWNER:
             sessions.popitem(last=False)
         self._by_owner[owner] = sessions
         while len(self._by_owner) > _MAX_OWNERS:
             self._by_owner.popitem(last=False)
 
-    def of(self, owner: str) -> list[str]:
+    def of(self, owner: str) -> list[SessionRef]:
         """The owner's sessions, most recently touched first."""
         return list(reversed(self._by_owner.get(owner, {})))
 

@@ -1,0 +1,158 @@
+"""Answering a waiting turn: resume-hook, sent at most once, and where to follow the turn from afterwards.
+
+A hook is one-shot at FlowHunt, so resume-hook is never sent twice: the client retries it only when FlowHunt
+certainly did not get it (a 429, a 503, a failed connect). When its outcome is unknown (a 500, a dropped
+connection, a garbled answer), the session is watched for a moment: the turn going on proves the answer arrived.
+
+Inferred, not documented by FlowHunt: how an approval (``hitl_approval_requested``) is answered. FlowHunt's agent
+teams take ``{hitl_id, approved, rejection_reason}``; here the message says "approve" or "reject: <reason>" and,
+unless the caller sends its own ``form_data``, ``{"approved": bool, "hitl_id": ..., "reason": ...}`` goes with it.
+Also inferred: whether a Flow Assistant session takes resume-hook at all; a 404, 405 or 422 for one that exists
+means it does not (``NotResumableError``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from flow_mcp.errors import (
+    APIError,
+    FlowHuntError,
+    HookNotResumedError,
+    InvalidArgumentError,
+    NotResumableError,
+    may_have_arrived,
+)
+from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind
+from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.events import text_of
+from flow_mcp.flowhunt.follow import absorb, replay
+from flow_mcp.flowhunt.logger import get_logger
+from flow_mcp.flowhunt.turn import WAITING_ACTIONS
+from flow_mcp.flowhunt.wire import RawEvent
+
+log = get_logger()
+
+RESUMED = "resumed"
+NOT_RESUMED = frozenset({"already_received", "expired", "not_found"})
+"""What FlowHunt's workflow engine answers for a hook it did not resume."""
+_ASSISTANT_REFUSALS = frozenset({404, 405, 422})
+# FlowHunt may show the turn going on a moment after a failed answer; look a few times before giving up.
+_LOOK_AGAIN_AFTER = (0.0, 0.5, 1.5)
+_APPROVE = frozenset({"approve", "approved", "yes", "y", "ok", "okay"})
+_REJECT = frozenset({"reject", "rejected", "no", "n", "deny", "denied"})
+_FIRST_WORD = re.compile(r"\s*(\w+)\W*(.*)", re.S)
+
+
+@dataclass(frozen=True)
+class WaitingTurn:
+    """Where a session stands before its hook is answered."""
+
+    cursor: Cursor
+    """After every event so far, with a fresh turn: what follows the answer is followed from here."""
+    asked: RawEvent | None
+    """The event that asked, when the session shows it."""
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A hook FlowHunt resumed, and where the turn is followed from."""
+
+    cursor: Cursor
+    events: list[RawEvent]  # what was already seen of the turn going on (when it proved an unclear answer)
+    recovered: bool = False
+
+
+async def find_hook(
+    client: FlowHuntClient, session_id: str, hook_id: str, *, kind: SessionKind, deadline: float | None = None
+) -> WaitingTurn:
+    """Read the session so far: the cursor after it and the event that asked for ``hook_id``."""
+    events, cursor = await replay(client, session_id, kind=kind, deadline=deadline)
+    asked = [e for e in events if e.action_type in WAITING_ACTIONS and text_of(e.meta, "hook_id") == hook_id]
+    fresh = Cursor(timestamp=cursor.timestamp, seen_at_timestamp=cursor.seen_at_timestamp)
+    return WaitingTurn(fresh, asked[-1] if asked else None)
+
+
+def form_for(asked: RawEvent | None, message: str, form_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``form_data`` to send: the caller's own, or for an approval the decision its message states."""
+    if form_data is not None:
+        return dict(form_data)
+    if asked is None or asked.action_type != "hitl_approval_requested":
+        return None
+    matched = _FIRST_WORD.match(message)
+    word = matched.group(1).lower() if matched else ""
+    if word not in _APPROVE | _REJECT:
+        raise InvalidArgumentError(
+            'This hook asks for an approval: send message "approve", or "reject: <reason>" (or form_data '
+            '{"approved": true} / {"approved": false, "reason": "..."}).'
+        )
+    form: dict[str, Any] = {"approved": word in _APPROVE}
+    if hitl_id := text_of(asked.meta, "hitl_id"):
+        form["hitl_id"] = hitl_id
+    if matched and (reason := matched.group(2).strip()):
+        form["reason"] = reason
+    return form
+
+
+async def resume(
+    client: FlowHuntClient,
+    session_id: str,
+    hook_id: str,
+    message: str,
+    form_data: Mapping[str, Any] | None,
+    *,
+    kind: SessionKind,
+    start: Cursor,
+    settle_ms: int,
+    deadline: float | None = None,
+) -> Resumed:
+    """Answer ``hook_id`` once; raise HookNotResumedError when FlowHunt did not resume it.
+
+    ``start`` is ``find_hook``'s cursor. When FlowHunt's answer is lost, the session is watched from there: the turn
+    going on means the hook was resumed; with no sign of it, the error goes up and its text says to look first.
+    """
+    try:
+        answer = await client.resume_hook(session_id, hook_id, message, form_data, deadline=deadline)
+    except FlowHuntError as error:
+        if kind == "assistant" and isinstance(error, APIError) and error.status_code in _ASSISTANT_REFUSALS:
+            raise NotResumableError(error.status_code) from None
+        if not may_have_arrived(error):
+            raise
+        return await _recover(client, session_id, error, kind=kind, start=start, settle_ms=settle_ms, deadline=deadline)
+    if answer.status in NOT_RESUMED or answer.failed:
+        raise HookNotResumedError(hook_id, answer.status)
+    if answer.status != RESUMED:
+        # FlowHunt's statuses are not all documented: the turn itself shows whether it went on.
+        log.warning("resume_status_unknown", session_id=session_id, status=answer.status[:64])
+    return Resumed(start, [])
+
+
+async def _recover(
+    client: FlowHuntClient,
+    session_id: str,
+    error: FlowHuntError,
+    *,
+    kind: SessionKind,
+    start: Cursor,
+    settle_ms: int,
+    deadline: float | None,
+) -> Resumed:
+    for delay in _LOOK_AGAIN_AFTER:
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            break
+        await anyio.sleep(delay)
+        try:
+            batch = await client.poll(session_id, start.query_timestamp(), kind=kind, deadline=deadline)
+        except FlowHuntError:
+            continue
+        events, cursor = absorb(session_id, start, batch, settle_ms)
+        if events:
+            log.warning("resume_recovered", session_id=session_id, error_type=type(error).__name__)
+            return Resumed(cursor, events, recovered=True)
+    raise error
