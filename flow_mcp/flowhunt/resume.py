@@ -55,7 +55,8 @@ class WaitingTurn:
     """Where a session stands before its hook is answered."""
 
     cursor: Cursor
-    """After every event so far, with a fresh turn: what follows the answer is followed from here."""
+    """Right after the event that asked (or after every event, when it is not found), with a fresh turn: what
+    follows the answer is followed from here, and a hook answered before is seen going on from here."""
     asked: RawEvent | None
     """The event that asked, when the session shows it."""
 
@@ -72,11 +73,18 @@ class Resumed:
 async def find_hook(
     client: FlowHuntClient, session_id: str, hook_id: str, *, kind: SessionKind, deadline: float | None = None
 ) -> WaitingTurn:
-    """Read the session so far: the cursor after it and the event that asked for ``hook_id``."""
-    events, cursor = await replay(client, session_id, kind=kind, deadline=deadline)
-    asked = [e for e in events if e.action_type in WAITING_ACTIONS and text_of(e.meta, "hook_id") == hook_id]
-    fresh = Cursor(timestamp=cursor.timestamp, seen_at_timestamp=cursor.seen_at_timestamp)
-    return WaitingTurn(fresh, asked[-1] if asked else None)
+    """Read the session so far: the event that asked for ``hook_id``, and the cursor right after it."""
+    events, end = await replay(client, session_id, kind=kind, deadline=deadline)
+    asking = [
+        index
+        for index, event in enumerate(events)
+        if event.action_type in WAITING_ACTIONS and text_of(event.meta, "hook_id") == hook_id
+    ]
+    if not asking:
+        return WaitingTurn(Cursor(timestamp=end.timestamp, seen_at_timestamp=end.seen_at_timestamp), None)
+    # replay hands events out in the cursor's order, so the cursor after the first few is where they stop
+    _, after = Cursor(timestamp=0).accept(events[: asking[-1] + 1])
+    return WaitingTurn(after, events[asking[-1]])
 
 
 def form_for(asked: RawEvent | None, message: str, form_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
