@@ -45,6 +45,9 @@ NOT_RESUMED = frozenset({"already_received", "expired", "not_found"})
 _ASSISTANT_REFUSALS = frozenset({404, 405, 422})
 # FlowHunt may show the turn going on a moment after a failed answer; look a few times before giving up.
 _LOOK_AGAIN_AFTER = (0.0, 0.5, 1.5)
+# A replay ends at the first poll that brings nothing new, and a garbled answer can look like one: a question not
+# seen is looked for again before the session is taken to lack it.
+_REPLAYS = 3
 _APPROVE = frozenset({"approve", "approved", "yes", "y", "ok", "okay"})
 _REJECT = frozenset({"reject", "rejected", "no", "n", "deny", "denied"})
 _FIRST_WORD = re.compile(r"\s*(\w+)\W*(.*)", re.S)
@@ -74,17 +77,19 @@ async def find_hook(
     client: FlowHuntClient, session_id: str, hook_id: str, *, kind: SessionKind, deadline: float | None = None
 ) -> WaitingTurn:
     """Read the session so far: the event that asked for ``hook_id``, and the cursor right after it."""
-    events, end = await replay(client, session_id, kind=kind, deadline=deadline)
-    asking = [
-        index
-        for index, event in enumerate(events)
-        if event.action_type in WAITING_ACTIONS and text_of(event.meta, "hook_id") == hook_id
-    ]
-    if not asking:
-        return WaitingTurn(Cursor(timestamp=end.timestamp, seen_at_timestamp=end.seen_at_timestamp), None)
-    # replay hands events out in the cursor's order, so the cursor after the first few is where they stop
-    _, after = Cursor(timestamp=0).accept(events[: asking[-1] + 1])
-    return WaitingTurn(after, events[asking[-1]])
+    for _ in range(_REPLAYS):
+        events, end = await replay(client, session_id, kind=kind, deadline=deadline)
+        asking = [
+            index
+            for index, event in enumerate(events)
+            if event.action_type in WAITING_ACTIONS and text_of(event.meta, "hook_id") == hook_id
+        ]
+        if asking:
+            # replay hands events out in the cursor's order, so the cursor after the first few is where they stop
+            _, after = Cursor(timestamp=0).accept(events[: asking[-1] + 1])
+            return WaitingTurn(after, events[asking[-1]])
+    # Not shown (a hook_id FlowHunt will call not_found, most likely): FlowHunt has the last word on it.
+    return WaitingTurn(Cursor(timestamp=end.timestamp, seen_at_timestamp=end.seen_at_timestamp), None)
 
 
 def form_for(asked: RawEvent | None, message: str, form_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
