@@ -404,3 +404,17 @@ async def test_poll_events_and_the_resources_work_on_flow_sessions(client: Clien
     events = await client.read_resource(f"flowhunt://sessions/{session_id}/events")
     read = json.loads(events.contents[0].text)  # type: ignore[union-attr]
     assert read["session_id"] == session_id and len(read["events"]) == len(replayed["events"])
+
+
+async def test_an_answer_flowhunt_certainly_did_not_take_can_be_sent_again(sandbox: SandboxServer) -> None:
+    async with Client(build_server(settings_for(sandbox, max_retries=1))) as client:
+        asked = body_of(await run_flow(client, SCHEDULER, "Meet Eve"))
+        answer = {"session_id": asked["session_id"], "hook_id": asked["waiting_for"]["hook_id"], "message": "Thu"}
+        sandbox.state.update_config({"rate_503": 1.0, "fault_only": "/resume-hook"})
+        refused = await client.call_tool("respond", answer)
+        assert refused.is_error and "responding again is safe" in text_of(refused)
+        sandbox.state.update_config({"rate_503": 0.0})
+        done = body_of(await client.call_tool("respond", answer))
+    assert done["status"] == "completed" and [
+        r["status"] for r in resumes(sandbox, flowhunt_id(done["session_id"]))
+    ] == ["resumed"]
