@@ -231,7 +231,7 @@ async def run_poll_turn(client: Client, record: TurnRecord) -> None:
 
 def expected_outcome(events: list[dict[str, Any]], resumed: Collection[str] = ()) -> tuple[str, str | None]:
     """The status and answer the sandbox's own record implies: of the turn after the last hook resumed, if any."""
-    answered = [i for i, event in enumerate(events) if (event["metadata"] or {}).get("hook_id") in resumed]
+    answered = [i for i, event in enumerate(events) if _hook_of(event) in resumed]
     if answered:
         events = events[answered[-1] + 1 :]
     kinds = [event["action_type"] for event in events]
@@ -243,6 +243,11 @@ def expected_outcome(events: list[dict[str, Any]], resumed: Collection[str] = ()
     if WAITING_KINDS & set(kinds):
         return "waiting_for_input", None
     return "completed", answers[-1] if answers else None
+
+
+def _hook_of(event: dict[str, Any]) -> object:
+    metadata = event["metadata"]
+    return metadata.get("hook_id") if isinstance(metadata, dict) else None
 
 
 def logged_event_ids(stderr_text: str) -> Counter[tuple[str, str]]:
