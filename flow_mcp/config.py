@@ -16,6 +16,11 @@ DEFAULT_BASE_URL = "https://api.flowhunt.io"
 MIN_SECRET_CHARS = 16  # shorter tokens and keys can be guessed over the network
 HOW_TO_MAKE_ONE = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
+KEY_NOT_ASCII = (
+    "has a character that is not printable ASCII (a curly quote, an accented letter, a space or a line break "
+    "pasted with it?): copy the key again from FlowHunt"
+)
+
 AuthHeaderStyle = Literal["bearer", "api-key"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "console"]
@@ -32,6 +37,8 @@ class Settings(BaseSettings):
         # GUI hosts often write "" for a variable the user left blank: treat it as unset.
         env_ignore_empty=True,
         validate_default=True,
+        # An error names the setting and what is wrong, never the value given (it may be a key).
+        hide_input_in_errors=True,
     )
 
     api_key: SecretStr | None = Field(
@@ -163,6 +170,19 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_MAX_RPS",
         description="Requests per second to FlowHunt for one API key, shared fairly by all turns.",
     )
+    elicitation: bool = Field(
+        default=True,
+        validation_alias="FLOW_MCP_ELICITATION",
+        description="When a turn waits on a person, ask the MCP host's user (elicitation) and go on with the "
+        "turn; 'false' returns status 'waiting_for_input' instead.",
+    )
+    elicitation_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        validation_alias="FLOW_MCP_ELICITATION_TIMEOUT",
+        description="Seconds the user has to answer such a question; after that the turn is returned waiting.",
+    )
     token: SecretStr | None = Field(
         default=None,
         validation_alias="FLOW_MCP_TOKEN",
@@ -215,6 +235,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("api_key")
+    @classmethod
+    def _sendable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_sendable_key(value.get_secret_value()):
+            raise ValueError(KEY_NOT_ASCII)
+        return value
+
     @field_validator("secret")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -244,6 +271,11 @@ class HttpOptions:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     key_from_client: bool = False
+
+
+def is_sendable_key(key: str) -> bool:
+    """Whether ``key`` can travel in an HTTP header as FlowHunt issued it: printable ASCII, no space."""
+    return all("!" <= char <= "~" for char in key)
 
 
 def key_fingerprint(key: str) -> str:

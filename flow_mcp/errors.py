@@ -155,13 +155,31 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
-def error_for_status(status_code: int, body: Any, retry_after: float | None = None) -> APIError:
-    """Map an error status and its decoded JSON body (or None) to the matching APIError."""
+def error_for_status(
+    status_code: int, body: Any, retry_after: float | None = None, location: str | None = None
+) -> APIError:
+    """Map an error status and its decoded JSON body (or None) to the matching APIError.
+
+    ``location`` is where a redirect points, already made safe to show.
+    """
     detail = detail_text(body)
+    if 300 <= status_code < 400:
+        # flow_mcp follows no redirect (it would carry the key elsewhere): the base URL is what needs fixing.
+        where = f"a redirect to {location}" if location else "a redirect"
+        return APIError(
+            status_code,
+            f"{where}. Check FLOWHUNT_BASE_URL: it must be FlowHunt's API exactly, with https:// "
+            "(e.g. https://api.flowhunt.io)",
+        )
     if status_code == 429:
         return RateLimitError(status_code, detail, retry_after)
     kind = _BY_STATUS.get(status_code, ServerError if status_code >= 500 else APIError)
     return kind(status_code, detail)
+
+
+def sentences(*parts: str) -> str:
+    """Texts joined as sentences: each ends with a full stop (unless it has its own) before the next begins."""
+    return " ".join(part if part.endswith((".", "!", "?")) else part + "." for part in parts)
 
 
 def detail_text(body: Any) -> str:

@@ -115,13 +115,15 @@ async def http_client(
     key: str | None = None,
     mode: str = "auto",
     transport: httpx2.AsyncBaseTransport | None = None,
+    **options: Any,
 ) -> AsyncIterator[Client]:
-    """An MCP client over streamable HTTP (the SDK's own), sending a bearer token and a FlowHunt key if given."""
+    """An MCP client over streamable HTTP (the SDK's own), sending a bearer token and a FlowHunt key if given;
+    ``options`` go to the Client (an elicitation_callback, say)."""
     async with (
         httpx2.AsyncClient(
             headers=auth_headers(token, key), timeout=httpx2.Timeout(30, read=300), transport=transport
         ) as http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode, **options) as client,
     ):
         yield client
 

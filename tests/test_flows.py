@@ -16,6 +16,7 @@ from flow_mcp.sandbox import DEFAULT_FLOWS, SandboxServer
 from flow_mcp.server.app import build_server
 
 from .conftest import settings_for
+from .test_elicitation import answering, in_memory
 
 pytestmark = pytest.mark.anyio
 
@@ -283,6 +284,7 @@ async def test_an_approval_is_granted_or_refused_by_the_message_and_sent_as_form
     assert rejected["answer"].startswith("Rejected") and "Reason: too blunt" in rejected["answer"]
     (sent,) = resumes(sandbox, flowhunt_id(other["session_id"]))
     assert sent["form_data"] == {"approved": False, "hitl_id": sent["form_data"]["hitl_id"], "reason": "too blunt"}
+    assert sent["message"] == "reject: too blunt"
 
 
 async def test_a_wait_with_no_hook_gives_the_link_and_says_to_send_a_new_message(client: Client) -> None:
@@ -418,3 +420,20 @@ async def test_an_answer_flowhunt_certainly_did_not_take_can_be_sent_again(sandb
     assert done["status"] == "completed" and [
         r["status"] for r in resumes(sandbox, flowhunt_id(done["session_id"]))
     ] == ["resumed"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_run_flow_asks_a_host_that_can_elicit_and_the_flow_goes_on_with_the_answer(
+    sandbox: SandboxServer, settings: Any, mode: str
+) -> None:
+    user = answering("Friday at nine")
+    async with in_memory(settings, mode, user) as client:
+        with anyio.fail_after(30):
+            result = await run_flow(client, SCHEDULER, "Meet Frank")
+    body = body_of(result)
+    assert body["status"] == "completed" and 'You answered: "Friday at nine"' in body["answer"]
+    assert body["session_id"].startswith("flow.") and [params.message for params in user.asked] == [
+        "Meeting Scheduler asks: which day and time suit you?"
+    ]
+    (resumed,) = resumes(sandbox, flowhunt_id(body["session_id"]))
+    assert (resumed["status"], resumed["message"]) == ("resumed", "Friday at nine")

@@ -13,7 +13,7 @@ from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor
 from flow_mcp.flowhunt.flows import MAX_TOOL_NAME, find_flows, pages, tool_name
 from flow_mcp.flowhunt.follow import follow
-from flow_mcp.flowhunt.resume import find_hook, form_for, resume
+from flow_mcp.flowhunt.resume import find_hook, reply_to, resume
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.sandbox import DEFAULT_FLOWS, SandboxServer
@@ -163,12 +163,19 @@ def test_an_approval_is_read_from_the_first_word_of_the_message() -> None:
             "metadata": {"hook_id": "h", "hitl_id": "hitl-1", "tool_name": "send_email"},
         }
     )
-    assert form_for(asked, "Approve.", None) == {"approved": True, "hitl_id": "hitl-1"}
-    assert form_for(asked, "reject: too rude", None) == {"approved": False, "hitl_id": "hitl-1", "reason": "too rude"}
-    assert form_for(asked, "anything", {"approved": True}) == {"approved": True}  # the caller's own form wins
+
+    def form(message: str, form_data: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        question, reply = reply_to(asked, "h", message, form_data)
+        assert question.kind == "approval" and question.hook_id == "h" and reply.message == message
+        return reply.form_data
+
+    assert form("Approve.") == {"approved": True, "hitl_id": "hitl-1", "reason": None}
+    assert form("reject: too rude") == {"approved": False, "hitl_id": "hitl-1", "reason": "too rude"}
+    assert form("anything", {"approved": True}) == {"approved": True}  # the caller's own form wins
     with pytest.raises(InvalidArgumentError):
-        form_for(asked, "perhaps", None)
-    assert form_for(None, "perhaps", None) is None  # not an approval: the message alone
+        form("perhaps")
+    question, reply = reply_to(None, "h", "perhaps", None)  # a question not seen: the message alone
+    assert (question.kind, question.hook_id, reply.form_data) == ("hook", "h", None)
 
 
 async def test_out_of_credits_on_a_flow_call_is_never_retried(sandbox: SandboxServer, flowhunt: FlowHuntClient) -> None:

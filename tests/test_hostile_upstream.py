@@ -203,7 +203,8 @@ async def test_ask_returns_by_its_own_deadline_when_flowhunt_drips(endpoint: str
     assert_handled(result, "ask")
     assert result.is_error
     if endpoint == "invoke":
-        assert 'poll_events(session_id="sess-1", cursor="0")' in text_of(result)  # check before sending again
+        # Check before sending again:
+        assert 'poll_events(session_id="sess-1", cursor="0")' in text_of(result)
 
 
 async def test_poll_events_without_a_wait_spends_at_most_one_request_on_a_dripping_flowhunt() -> None:

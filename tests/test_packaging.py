@@ -34,10 +34,14 @@ def environment_variables() -> list[dict[str, Any]]:
             "description": info.description,
             "isRequired": name == "FLOWHUNT_API_KEY",
             "isSecret": name == "FLOWHUNT_API_KEY",
-            "format": "number" if info.annotation in (int, float) else "string",
+            "format": "boolean"
+            if info.annotation is bool
+            else "number"
+            if info.annotation in (int, float)
+            else "string",
         }
         if info.default is not None:
-            entry["default"] = str(info.default)
+            entry["default"] = str(info.default).lower() if info.annotation is bool else str(info.default)
         choices = typing.get_args(info.annotation) if typing.get_origin(info.annotation) is typing.Literal else ()
         if choices:
             entry["choices"] = list(choices)

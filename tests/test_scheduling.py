@@ -78,6 +78,7 @@ async def test_a_429_pauses_every_turn_of_the_key_not_only_the_one_that_got_it(s
         assert not [entry for entry in log if quiet_from < entry["at_ms"] < quiet_to]
 
 
+@pytest.mark.timeout(400)
 async def test_a_thousand_cancelled_asks_leave_no_polling_task_or_memory_behind() -> None:
     with SandboxServer(SandboxConfig(pacing=0.2, seed=5)) as sandbox:
         settings = settings_for(sandbox, max_rps=5000, timeout=10)
@@ -91,11 +92,13 @@ async def test_a_thousand_cancelled_asks_leave_no_polling_task_or_memory_behind(
             async def ask() -> None:
                 await client.call_tool("ask", {"message": "a long task please"})
 
-            with anyio.fail_after(120):
+            # Generous bounds: a loaded 2-core machine needs time for a thousand invokes; the asserts below are what
+            # this test is about.
+            with anyio.fail_after(300):
                 async with anyio.create_task_group() as tasks:
                     for _ in range(1000):
                         tasks.start_soon(ask)
-                    with anyio.fail_after(60):  # every turn is being followed before they are cancelled
+                    with anyio.fail_after(240):  # every turn is being followed before they are cancelled
                         while sum(1 for e in sandbox.state.request_log() if e["path"].endswith("/invoke")) < 1000:  # noqa: ASYNC110 - the sandbox has no event to await
                             await anyio.sleep(0.2)
                     await anyio.sleep(1.0)

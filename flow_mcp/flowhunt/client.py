@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
@@ -32,7 +32,7 @@ import httpx2
 import pydantic
 
 from flow_mcp._version import __version__
-from flow_mcp.config import Settings
+from flow_mcp.config import KEY_NOT_ASCII, Settings, is_sendable_key
 from flow_mcp.errors import (
     APIError,
     ConfigurationError,
@@ -94,6 +94,7 @@ class _Call:
     body: Mapping[str, Any] | None = None
     files: Mapping[str, tuple[str, bytes, str]] | None = None  # multipart: field -> (file name, content, type)
     expect: type[list[Any]] | type[dict[str, Any]] = dict  # the JSON type a 2xx body must have
+    events: bool = False  # a list of events: one holding nothing that looks like an event is a shape error
 
 
 def validate_session_id(session_id: str) -> str:
@@ -241,7 +242,8 @@ class FlowHuntClient:
         stamp = _validate_timestamp(from_timestamp)
         template, path = _session_path(kind, session_id, "invocation_response")
         template, path = f"{template}/{{from_timestamp}}", f"{path}/{quote(stamp, safe='')}"
-        body = await self._send(_Call("POST", template, path, "safe", needs_key=False, expect=list), deadline)
+        call = _Call("POST", template, path, "safe", needs_key=False, expect=list, events=True)
+        body = await self._send(call, deadline)
         if len(body) > _VALIDATE_OFF_LOOP_EVENTS:
             return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=session_id))
         return parse_events(body, session_id=session_id)
@@ -312,6 +314,7 @@ class FlowHuntClient:
         body: dict[str, Any] = {"hook_id": hook_id, "message": message}
         if form_data is not None:
             body["form_data"] = dict(form_data)
+        # Hooks are one-shot: a resume FlowHunt may have taken is not sent again, like invoke.
         call = _Call("POST", template, path, "once", needs_key=False, body=body)
         return _parse(HookAnswer, await self._send(call, deadline), "resume-hook")
 
@@ -423,6 +426,8 @@ class FlowHuntClient:
             if needs_key:
                 raise MissingKeyError(MISSING_KEY_HELP)
             return {}
+        if not is_sendable_key(key):  # Settings refuses one; settings copied with a key given later are not checked
+            raise ConfigurationError(f"The FlowHunt API key {KEY_NOT_ASCII}.")
         if self._settings.auth_header == "api-key":
             return {"Api-Key": key}
         return {"Authorization": f"Bearer {key}"}
@@ -433,11 +438,17 @@ class FlowHuntClient:
         else:
             body = read_json(data, self._redactor.scrub)
         if response.is_success:
+            if body is None and call.expect is list:
+                return []  # a 204, or an empty 200, to a poll: nothing new
             if body is UNREADABLE:
                 raise ResponseShapeError(f"FlowHunt answered {response.status_code} with a body that is not JSON.")
             if not isinstance(body, call.expect):
                 wanted = "a list" if call.expect is list else "an object"
                 raise ResponseShapeError(f"FlowHunt's answer to {call.template} was not {wanted}.")
+            if call.events and body and not any(isinstance(item, dict) and "event_id" in item for item in body):
+                # Taken as "nothing new", a list of junk could close a turn's settle window early; retried instead.
+                # One bad item among events is dropped alone (parse_events).
+                raise ResponseShapeError(f"FlowHunt's answer to {call.template} holds no events.")
             return body
         retry_after = _retry_after(response.headers.get("Retry-After"))
         if retry_after is not None:
@@ -446,7 +457,23 @@ class FlowHuntClient:
             # The limit is the key's, so every turn of this client waits, not only the one that got the 429.
             self.gate.pause(retry_after if retry_after is not None else 1.0)
         # The body's strings are already scrubbed, so the detail is cut only after the key was taken out.
-        raise error_for_status(response.status_code, None if body is UNREADABLE else body, retry_after)
+        location = self._shown_url(response.headers.get("Location")) if response.is_redirect else None
+        raise error_for_status(response.status_code, None if body is UNREADABLE else body, retry_after, location)
+
+    def _shown_url(self, url: str | None) -> str | None:
+        """A URL from FlowHunt fit for an error text: no credentials, query or fragment, the key scrubbed, short."""
+        if not url:
+            return None
+        try:
+            parts = urlsplit(url.strip())
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # a port that is not a number, a bracket left open
+            return None
+        netloc = f"{host}{port}"
+        shown = urlunsplit((parts.scheme, netloc, parts.path, "", "")) if netloc else parts.path
+        shown = self._redactor.scrub(shown)
+        return shown if len(shown) <= 200 else shown[:200] + "…"
 
     def _retry_delay(self, call: _Call, error: FlowHuntError, attempt: int) -> float | None:
         if isinstance(error, TransportError):
@@ -511,6 +538,9 @@ def parse_events(items: list[Any], *, session_id: str) -> list[RawEvent]:
     """Parse a list of raw events, dropping (and logging) items that are not events at all."""
     events: list[RawEvent] = []
     for item in items:
+        if item is UNREADABLE:  # an item nested too deep for json.loads (wire.read_json)
+            log.warning("event_dropped", session_id=session_id, reason="nested too deep to read")
+            continue
         try:
             events.append(RawEvent.model_validate(item))
         except pydantic.ValidationError:

@@ -1,13 +1,25 @@
 """The exactly-once cursor: where a reader stands in a session's events, and its opaque string form. Pure, no I/O.
 
-Why the cursor looks the way it does: FlowHunt does not say whether ``from_timestamp`` is
-inclusive or exclusive, events inside one response may be out of time order, and several events
-can share one millisecond. So the cursor remembers the greatest timestamp delivered (``timestamp``)
-and the ids already delivered at exactly that millisecond; the next poll asks from one millisecond
-earlier, so that under either reading every event at ``timestamp`` or later comes back, and those
-already delivered are dropped by id. Events older than ``timestamp`` were all delivered before
-(FlowHunt makes events visible in time order), so they are dropped too: nothing is lost, nothing
-is delivered twice.
+Why the cursor looks the way it does: FlowHunt does not say whether ``from_timestamp`` is inclusive or
+exclusive, events inside one response may be out of time order, several events can share one millisecond, and
+nothing promises that an event becomes visible before a later-stamped one does. So the cursor remembers the
+greatest timestamp delivered (``timestamp``) and, for a short look-back window before it (``LOOKBACK_MS``), the
+ids of every event delivered there. The next poll asks from one millisecond before the window, so that under
+either reading every event of the window or later comes back; those already delivered are dropped by id, and an
+event made visible late, behind newer ones, is still delivered. Only events older than the window are taken to
+have been delivered before.
+
+Ids at ``timestamp`` are kept as they are while they are few; the rest ride in the string form as short digests
+(6 bytes of SHA-256), so that even a crowded millisecond fits. Two bounds keep the cursor small, and neither
+ever makes it hand the same event out again:
+
+- At most ``MAX_REMEMBERED_IDS`` ids are remembered. Past it the window shrinks, whole milliseconds at a time;
+  if one millisecond alone holds more, the cursor moves past that millisecond and its events not yet delivered
+  are lost (the caller logs it). Losing a few events of such a flood beats looping: a cursor that forgot ids it
+  still polls would hand the same events out on every call, forever, and the turn would never get on.
+- A timestamp later than now plus ``MAX_CLOCK_AHEAD_MS`` (on FlowHunt's clock, as measured when the message was
+  sent) never moves the cursor: a clock gone wrong (a year-2100 stamp) would otherwise make every real event
+  after it look old. Such an event is delivered once and its id remembered (at most ``MAX_AHEAD_IDS`` of them).
 """
 
 from __future__ import annotations
@@ -17,19 +29,45 @@ import binascii
 import hashlib
 import json
 import re
+import struct
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flow_mcp.errors import InvalidArgumentError
-from flow_mcp.flowhunt.turn import MAX_ID_CHARS, WAITING_ACTIONS, TurnProgress, WaitingFor, advance, latch_completed
+from flow_mcp.flowhunt.turn import (
+    MAX_ID_CHARS,
+    WAITING_ACTIONS,
+    TurnProgress,
+    WaitingFor,
+    advance,
+    latch_completed,
+)
 from flow_mcp.flowhunt.wire import RawEvent
 
+LOOKBACK_MS = 2_000
+"""How far before the newest delivered event each poll looks again, for events FlowHunt made visible late."""
+MAX_CLOCK_AHEAD_MS = 600_000
+"""How far past now (on FlowHunt's clock) a timestamp may be and still move the cursor."""
+MAX_REMEMBERED_IDS = 1_000
+"""Ids of delivered events the cursor remembers in its look-back window, a crowded millisecond included."""
+MAX_AHEAD_IDS = 50
+"""Ids of delivered events stamped past the ceiling that the cursor remembers; more such events are dropped."""
+
 _CURSOR_PREFIX = "c1."
-_MAX_CURSOR_CHARS = 32_768  # what encode() can produce at most, with room to spare
-_MAX_IDS_AT_TIMESTAMP = 128
+_MAX_CURSOR_CHARS = 65_536  # what encode() can produce at most, with room to spare
+_PLAIN_IDS = 16  # up to this many ids at the cursor's timestamp are written as they are, the rest as digests
+_DIGEST_BYTES = 6  # a false match needs 2**48 / MAX_REMEMBERED_IDS tries: never in practice
+_OFFSET = struct.Struct(">H")  # a window id's millisecond, counted back from the cursor's timestamp
+_MAX_OFFSET = 0xFFFF  # the deepest look-back a cursor string can carry; LOOKBACK_MS is far below
+_STAMP = struct.Struct(">Q")  # an ahead id's own timestamp
 _MAX_CARRIED_TEXT = 500  # error and prompt texts ride in the cursor so a later poll can still report them
 _RAW_TIMESTAMP = re.compile(r"[0-9]{1,20}")  # ASCII digits only, used with fullmatch
+_DIGEST_KEY = re.compile(r"#[0-9a-f]{12,64}")  # used with fullmatch; older cursors carried 40 hex digits
+
+Remembered = frozenset[tuple[int, str]]
+"""(timestamp, digest key) of delivered events."""
 
 
 @dataclass(frozen=True)
@@ -41,39 +79,106 @@ class Cursor:
     progress: TurnProgress = field(default_factory=TurnProgress)
     clock_skew_ms: int = 0
     """How far FlowHunt's clock runs ahead of ours, as measured when the message was sent (0: unknown)."""
+    lookback_ms: int = 0
+    """How far before ``timestamp`` the next poll looks again (0 until something was delivered)."""
+    seen_before: Remembered = frozenset()
+    """Events delivered inside the look-back window, before ``timestamp``."""
+    seen_ahead: Remembered = frozenset()
+    """Events delivered with a timestamp past the ceiling, which did not move the cursor."""
 
     def query_timestamp(self) -> str:
-        """The ``from_timestamp`` to poll with: one millisecond early, right under both readings."""
-        return str(max(self.timestamp - 1, 0))
+        """The ``from_timestamp`` to poll with: one millisecond before the window, right under both readings."""
+        return str(max(self.timestamp - self.lookback_ms - 1, 0))
 
-    def accept(self, batch: Iterable[RawEvent], limit: int | None = None) -> tuple[list[RawEvent], Cursor]:
+    def accept(
+        self, batch: Iterable[RawEvent], limit: int | None = None, now_ms: int | None = None
+    ) -> tuple[list[RawEvent], Cursor]:
+        """take() without the notes: the new events, oldest first, and the advanced cursor."""
+        taken = self.take(batch, limit, now_ms)
+        return taken.events, taken.cursor
+
+    def take(self, batch: Iterable[RawEvent], limit: int | None = None, now_ms: int | None = None) -> Taken:
         """Keep the events of a poll batch not delivered before, oldest first, and the advanced cursor.
 
         With ``limit``, only the oldest ``limit`` new events are taken, and the cursor stops right after them:
         the rest come with the next poll, so a huge batch is handed out in parts and nothing is skipped.
+        ``now_ms`` (our clock) sets the ceiling past which a timestamp does not move the cursor; None: no ceiling.
         """
+        floor = self.timestamp - self.lookback_ms
+        # A clock running behind ours only lowers its timestamps: the ceiling never drops below our own now.
+        ceiling = None if now_ms is None else now_ms + max(self.clock_skew_ms, 0) + MAX_CLOCK_AHEAD_MS
+        known = {digest for _, digest in self.seen_before | self.seen_ahead}
         fresh: dict[str, RawEvent] = {}
+        older = 0
         for event in batch:
-            if event.created_at_timestamp < self.timestamp:
+            if event.created_at_timestamp < floor:
+                if event.created_at_timestamp < floor - 1:  # the poll asked from floor - 1: this was not asked for
+                    older += 1
                 continue
-            if event.created_at_timestamp == self.timestamp and _id_key(event.event_id) in self.seen_at_timestamp:
-                continue
-            fresh.setdefault(event.event_id, event)
-        ordered = sorted(fresh.values(), key=_causal_order)[:limit]
-        if not ordered:
-            return [], self
-        newest = ordered[-1].created_at_timestamp
-        seen = self.seen_at_timestamp if newest == self.timestamp else frozenset()
-        seen = seen | {_id_key(event.event_id) for event in ordered if event.created_at_timestamp == newest}
-        return ordered, replace(self, timestamp=newest, seen_at_timestamp=seen)
+            if event.event_id not in fresh and not self._delivered(event, known):
+                fresh[event.event_id] = event
+        ordered = sorted(fresh.values(), key=_causal_order)
+        timely = [event for event in ordered if ceiling is None or event.created_at_timestamp <= ceiling]
+        beyond = ordered[len(timely) :]  # the latest timestamps sort last
+        room = max(MAX_AHEAD_IDS - len(self.seen_ahead), 0)
+        taken = (timely + beyond[:room])[:limit]
+        dropped = max(len(beyond) - room, 0)
+        if not taken:
+            return Taken([], self, older=older, ahead_dropped=dropped)
+        ahead = tuple(taken[len(timely) :])
+        cursor, skipped = self._after(taken[: len(timely)], ahead)
+        return Taken(taken, cursor, older=older, ahead=ahead, ahead_dropped=dropped, skipped=skipped)
 
-    def advanced(
-        self, batch: Iterable[RawEvent], limit: int | None, now_ms: int, settle_ms: int
-    ) -> tuple[list[RawEvent], Cursor]:
-        """accept(), with the turn's progress carried forward: the new events and the cursor after them."""
-        fresh, cursor = self.accept(batch, limit)
-        progress = advance(self.progress, fresh, now_ms, self.clock_skew_ms)
-        return fresh, cursor.with_progress(latch_completed(progress, now_ms, settle_ms))
+    def _delivered(self, event: RawEvent, known: set[str]) -> bool:
+        at_cursor = event.created_at_timestamp == self.timestamp and bool(self.seen_at_timestamp)
+        if not known and not at_cursor:
+            return False
+        digest = _digest(event.event_id)
+        if digest in known:
+            return True
+        # Ids at the timestamp are kept as they are, or as digests once a cursor string carried many of them.
+        return at_cursor and (_id_key(event.event_id) in self.seen_at_timestamp or digest in self.seen_at_timestamp)
+
+    def _after(self, timely: list[RawEvent], ahead: tuple[RawEvent, ...]) -> tuple[Cursor, int | None]:
+        """The cursor once ``timely`` and ``ahead`` are delivered; and the millisecond skipped, if one was."""
+        newest = max([self.timestamp, *(event.created_at_timestamp for event in timely)])
+        at_newest = {_id_key(event.event_id) for event in timely if event.created_at_timestamp == newest}
+        before = set(self.seen_before)
+        before |= {(e.created_at_timestamp, _digest(e.event_id)) for e in timely if e.created_at_timestamp < newest}
+        if newest == self.timestamp:
+            at_newest |= self.seen_at_timestamp
+        else:
+            before |= {(self.timestamp, _as_digest(key)) for key in self.seen_at_timestamp}
+        floor = max(self.timestamp - self.lookback_ms, newest - LOOKBACK_MS)
+        ahead_ids = self.seen_ahead | {(e.created_at_timestamp, _digest(e.event_id)) for e in ahead}
+        if len(at_newest) > MAX_REMEMBERED_IDS:
+            # Too crowded to remember: move past the millisecond rather than hand its events out again.
+            moved = replace(
+                self,
+                timestamp=newest + 1,
+                seen_at_timestamp=frozenset(),
+                lookback_ms=0,
+                seen_before=frozenset(),
+                seen_ahead=frozenset(entry for entry in ahead_ids if entry[0] > newest),
+            )
+            return moved, newest
+        floor = _floor_within(before, floor, MAX_REMEMBERED_IDS - len(at_newest))
+        cursor = replace(
+            self,
+            timestamp=newest,
+            seen_at_timestamp=frozenset(at_newest),
+            lookback_ms=newest - floor,
+            seen_before=frozenset(entry for entry in before if entry[0] >= floor),
+            seen_ahead=frozenset(entry for entry in ahead_ids if entry[0] >= floor),
+        )
+        return cursor, None
+
+    def advanced(self, batch: Iterable[RawEvent], limit: int | None, now_ms: int, settle_ms: int) -> Taken:
+        """take(), with the turn's progress carried forward."""
+        taken = self.take(batch, limit, now_ms)
+        # Events older than what was delivered already were made visible late: they cannot open a new turn.
+        progress = advance(self.progress, taken.events, now_ms, self.clock_skew_ms, delivered_until=self.timestamp)
+        return replace(taken, cursor=taken.cursor.with_progress(latch_completed(progress, now_ms, settle_ms)))
 
     def with_progress(self, progress: TurnProgress) -> Cursor:
         return replace(self, progress=progress)
@@ -82,10 +187,18 @@ class Cursor:
         """The opaque string handed to tool callers."""
         progress = self.progress
         state: dict[str, Any] = {"t": self.timestamp}
-        # Ids are capped: past the cap the oldest are dropped, which at worst re-delivers an event.
-        ids = sorted(self.seen_at_timestamp)[:_MAX_IDS_AT_TIMESTAMP]
-        if ids:
-            state["i"] = ids
+        at = sorted(self.seen_at_timestamp)
+        if at and len(at) <= _PLAIN_IDS:
+            state["i"] = at
+        window = sorted((self.timestamp - stamp, digest) for stamp, digest in self.seen_before)
+        if len(at) > _PLAIN_IDS:
+            window += [(0, _as_digest(key)) for key in at]
+        if window:
+            state["d"] = _pack(_OFFSET, window)
+        if self.lookback_ms:
+            state["b"] = self.lookback_ms
+        if self.seen_ahead:
+            state["f"] = _pack(_STAMP, sorted(self.seen_ahead))
         if progress.answered:
             state["a"] = 1
         if progress.open_tools:
@@ -104,14 +217,78 @@ class Cursor:
         return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+@dataclass(frozen=True)
+class Taken:
+    """What a poll batch brought: the new events, the cursor after them, and what was left out and why."""
+
+    events: list[RawEvent]
+    cursor: Cursor
+    older: int = 0
+    """Events stamped before what the poll asked for (dropped): FlowHunt's timestamps may not be milliseconds."""
+    ahead: tuple[RawEvent, ...] = ()
+    """Delivered events stamped past the ceiling: they did not move the cursor."""
+    ahead_dropped: int = 0
+    """Events stamped past the ceiling with no room left to remember them: dropped."""
+    skipped: int | None = None
+    """A millisecond too crowded to remember: the cursor moved past it, its events not yet delivered are lost."""
+
+
 CURSOR_HELP = "Pass the cursor exactly as returned by invoke, poll_events or ask, or a FlowHunt timestamp (digits)."
 
 
+def _digest(event_id: str) -> str:
+    return "#" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()[: 2 * _DIGEST_BYTES]
+
+
 def _id_key(event_id: str) -> str:
-    """How an event id is remembered in a cursor: as is, or as a digest when it is very long."""
-    if len(event_id) <= MAX_ID_CHARS:
+    """How an event id at the cursor's timestamp is remembered: as is, or as a digest when it is long."""
+    if len(event_id) <= MAX_ID_CHARS and not event_id.startswith("#"):
         return event_id
-    return "#" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return _digest(event_id)
+
+
+def _stored_key(key: str) -> str:
+    """An id key read from a cursor string, in today's form."""
+    if _DIGEST_KEY.fullmatch(key):
+        return key[: 1 + 2 * _DIGEST_BYTES]  # an older version wrote longer digests: their first bytes are the same
+    return _id_key(key)  # an id kept as it was: "#..." ones went in as they are then
+
+
+def _as_digest(key: str) -> str:
+    return key if key.startswith("#") else _digest(key)
+
+
+def _floor_within(remembered: set[tuple[int, str]], floor: int, room: int) -> int:
+    """The lowest floor, at ``floor`` or later, above which the remembered ids fit ``room``.
+
+    The window shrinks by whole milliseconds: ids of a millisecond kept in part would let the rest come again.
+    """
+    counts = Counter(stamp for stamp, _ in remembered if stamp >= floor)
+    total = sum(counts.values())
+    for stamp in sorted(counts):
+        if total <= room:
+            break
+        total -= counts[stamp]
+        floor = stamp + 1
+    return floor
+
+
+def _pack(prefix: struct.Struct, entries: Iterable[tuple[int, str]]) -> str:
+    data = b"".join(prefix.pack(number) + bytes.fromhex(digest[1:]) for number, digest in entries)
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unpack(prefix: struct.Struct, text: Any) -> list[tuple[int, str]]:
+    if not isinstance(text, str):
+        raise ValueError("bad remembered ids")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    size = prefix.size + _DIGEST_BYTES
+    if len(data) % size:
+        raise ValueError("bad remembered ids")
+    return [
+        (prefix.unpack_from(data, at)[0], "#" + data[at + prefix.size : at + size].hex())
+        for at in range(0, len(data), size)
+    ]
 
 
 def _causal_order(event: RawEvent) -> tuple[int, int]:
@@ -155,6 +332,10 @@ def decode_cursor(text: str) -> Cursor:
         raise InvalidArgumentError(f"Malformed cursor. {CURSOR_HELP}") from exc
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _cursor_from_state(state: Any) -> Cursor:
     if not isinstance(state, dict):
         raise ValueError("cursor state is not an object")
@@ -163,18 +344,21 @@ def _cursor_from_state(state: Any) -> Cursor:
     open_tools = state.get("o", [])
     outcome = state.get("s")
     last = state.get("l")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
+    lookback = state.get("b", 0)
+    if not _is_int(timestamp) or timestamp < 0:
         raise ValueError("bad timestamp")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ValueError("bad ids")
+    if not _is_int(lookback) or not 0 <= lookback <= min(timestamp, _MAX_OFFSET):
+        raise ValueError("bad look-back")
     if not isinstance(open_tools, list) or not all(isinstance(t, str) for t in open_tools):
         raise ValueError("bad open tools")
     if outcome not in (None, "completed", "failed", "waiting_for_input", "session_closed"):
         raise ValueError("bad outcome")
-    if last is not None and (not isinstance(last, int) or isinstance(last, bool)):
+    if last is not None and not _is_int(last):
         raise ValueError("bad last event time")
     skew = state.get("k", 0)
-    if not isinstance(skew, int) or isinstance(skew, bool):
+    if not _is_int(skew):
         raise ValueError("bad clock skew")
     error = state.get("e")
     waiting = state.get("w")
@@ -182,6 +366,15 @@ def _cursor_from_state(state: Any) -> Cursor:
         raise ValueError("bad error text")
     if waiting is not None and not (isinstance(waiting, dict) and all(isinstance(v, str) for v in waiting.values())):
         raise ValueError("bad waiting_for")
+    at = {_stored_key(i) for i in ids}
+    before: set[tuple[int, str]] = set()
+    for offset, digest in _unpack(_OFFSET, state.get("d", "")):
+        if offset > lookback:
+            raise ValueError("remembered id outside the window")
+        if offset:
+            before.add((timestamp - offset, digest))
+        else:
+            at.add(digest)
     progress = TurnProgress(
         answered=bool(state.get("a")),
         open_tools=tuple(open_tools),
@@ -190,4 +383,12 @@ def _cursor_from_state(state: Any) -> Cursor:
         waiting_for=WaitingFor.model_validate(waiting) if waiting else None,
         last_event_ms=last,
     )
-    return Cursor(timestamp=timestamp, seen_at_timestamp=frozenset(ids), progress=progress, clock_skew_ms=skew)
+    return Cursor(
+        timestamp=timestamp,
+        seen_at_timestamp=frozenset(at),
+        progress=progress,
+        clock_skew_ms=skew,
+        lookback_ms=lookback,
+        seen_before=frozenset(before),
+        seen_ahead=frozenset(_unpack(_STAMP, state.get("f", ""))),
+    )

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flow_mcp.flowhunt.events import is_answer, milliseconds, summarize, text_of
+from flow_mcp.flowhunt.events import is_answer, message_text, milliseconds, summarize, text_of
 from flow_mcp.flowhunt.wire import RawEvent
 
 FLOW_EDIT_ACTIONS = frozenset(
@@ -69,7 +69,7 @@ class TurnDigest:
         total = self.credits + event.credits
         self.credits = total if math.isfinite(total) else self.credits  # absurd credits must not make it inf
         meta, kind = event.meta, event.action_type
-        if is_answer(event) and (text := text_of(meta, "message")):
+        if is_answer(event) and (text := message_text(meta)):
             self._append(self.messages, text)
         elif kind == "v3_tool_call_start":
             self._append(

@@ -6,6 +6,7 @@ types get a generic one, and no metadata shape makes them fail.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, TypeGuard
 
@@ -129,7 +130,7 @@ def event_text(event: RawEvent) -> str | None:
     meta = event.meta
     match event.action_type:
         case "message" | "v3_flow_assistant_init":
-            return text_of(meta, "message")
+            return message_text(meta)
         case "failed":
             return failure_text(event)
         case "agent_cot":
@@ -172,6 +173,14 @@ def _component_label(event: RawEvent) -> str:
         or text_of(meta, "component_id")
         or "a component"
     )
+
+
+def message_text(meta: dict[str, Any]) -> str | None:
+    """A message's text; one FlowHunt sent as an object or a list comes as its JSON, rather than not at all."""
+    value = meta.get("message")
+    if isinstance(value, dict | list) and value:
+        return json.dumps(value, ensure_ascii=False)
+    return text_of(meta, "message")
 
 
 def text_of(meta: dict[str, Any], key: str) -> str | None:

@@ -17,7 +17,7 @@ import anyio
 from flow_mcp.config import Settings
 from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
 from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind
-from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.cursor import Cursor, Taken
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
@@ -91,9 +91,39 @@ def absorb(
     session_id: str, cursor: Cursor, batch: Sequence[RawEvent], settle_ms: int, limit: int | None = None
 ) -> tuple[list[RawEvent], Cursor]:
     """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
-    fresh, cursor = cursor.advanced(batch, limit, now_ms(), settle_ms)
-    log_events(session_id, fresh)
-    return fresh, cursor
+    taken = cursor.advanced(batch, limit, now_ms(), settle_ms)
+    log_events(session_id, taken.events)
+    log_left_out(session_id, taken)
+    return taken.events, taken.cursor
+
+
+def log_left_out(session_id: str, taken: Taken) -> None:
+    """A warning for each thing about a batch the cursor could not take as FlowHunt sent it."""
+    if taken.older:
+        log.warning(
+            "events_older_than_asked",
+            session_id=session_id,
+            count=taken.older,
+            why="FlowHunt sent events stamped before the poll's from_timestamp; they were dropped",
+        )
+    for event in taken.ahead:
+        log.warning(
+            "event_stamped_ahead",
+            session_id=session_id,
+            event_id=event.event_id,
+            created_at_timestamp=event.created_at_timestamp,
+            why="stamped past now plus the allowed clock gap: delivered once, the cursor did not move to it",
+        )
+    if taken.ahead_dropped:
+        log.warning("events_stamped_ahead_dropped", session_id=session_id, count=taken.ahead_dropped)
+    if taken.skipped is not None:
+        log.warning(
+            "crowded_millisecond_skipped",
+            session_id=session_id,
+            created_at_timestamp=taken.skipped,
+            why="more events in one millisecond than a cursor remembers: the cursor moved past it, and any of its "
+            "events not yet delivered are lost",
+        )
 
 
 async def follow(
@@ -179,7 +209,7 @@ async def replay(
     events: list[RawEvent] = []
     for _ in range(MAX_REPLAY_POLLS):
         batch = await client.poll(session_id, cursor.query_timestamp(), kind=kind, deadline=deadline)
-        fresh, cursor = cursor.accept(batch)
+        fresh, cursor = cursor.accept(batch, now_ms=now_ms())
         if not fresh:
             break
         events += fresh

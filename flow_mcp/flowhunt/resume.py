@@ -4,11 +4,10 @@ A hook is one-shot at FlowHunt, so resume-hook is never sent twice: the client r
 certainly did not get it (a 429, a 503, a failed connect). When its outcome is unknown (a 500, a dropped
 connection, a garbled answer), the session is watched for a moment: the turn going on proves the answer arrived.
 
-Inferred, not documented by FlowHunt: how an approval (``hitl_approval_requested``) is answered. FlowHunt's agent
-teams take ``{hitl_id, approved, rejection_reason}``; here the message says "approve" or "reject: <reason>" and,
-unless the caller sends its own ``form_data``, ``{"approved": bool, "hitl_id": ..., "reason": ...}`` goes with it.
-Also inferred: whether a Flow Assistant session takes resume-hook at all; a 404, 405 or 422 for one that exists
-means it does not (``NotResumableError``).
+Inferred, not documented by FlowHunt: how an approval (``hitl_approval_requested``) is answered (see hooks.py);
+a caller's message says "approve" or "reject: <reason>" and, unless it sends its own ``form_data``, the form of
+``hooks.approval_reply`` goes with it. Also inferred: whether a Flow Assistant session takes resume-hook at all; a
+404, 405 or 422 for one that exists means it does not (``NotResumableError``).
 """
 
 from __future__ import annotations
@@ -33,8 +32,9 @@ from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind
 from flow_mcp.flowhunt.cursor import Cursor
 from flow_mcp.flowhunt.events import text_of
 from flow_mcp.flowhunt.follow import absorb, replay
+from flow_mcp.flowhunt.hooks import RESUME_MESSAGE_MAX, Question, Reply, approval_reply, question_of
 from flow_mcp.flowhunt.logger import get_logger
-from flow_mcp.flowhunt.turn import WAITING_ACTIONS
+from flow_mcp.flowhunt.turn import WAITING_ACTIONS, TurnProgress
 from flow_mcp.flowhunt.wire import RawEvent
 
 log = get_logger()
@@ -89,15 +89,21 @@ async def find_hook(
             _, after = Cursor(timestamp=0).accept(events[: asking[-1] + 1])
             return WaitingTurn(after, events[asking[-1]])
     # Not shown (a hook_id FlowHunt will call not_found, most likely): FlowHunt has the last word on it.
-    return WaitingTurn(Cursor(timestamp=end.timestamp, seen_at_timestamp=end.seen_at_timestamp), None)
+    return WaitingTurn(end.with_progress(TurnProgress()), None)
 
 
-def form_for(asked: RawEvent | None, message: str, form_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The ``form_data`` to send: the caller's own, or for an approval the decision its message states."""
-    if form_data is not None:
-        return dict(form_data)
-    if asked is None or asked.action_type != "hitl_approval_requested":
-        return None
+def reply_to(
+    asked: RawEvent | None, hook_id: str, message: str, form_data: Mapping[str, Any] | None
+) -> tuple[Question, Reply]:
+    """The question ``hook_id`` asks (as its event says, when found) and a caller's reply to it.
+
+    For an approval without a ``form_data`` of the caller's own, the decision is the message's first word:
+    approve, yes, ok... or reject, no, deny...; the rest is the reason.
+    """
+    question = (question_of(asked) if asked is not None else None) or Question(kind="hook", hook_id=hook_id)
+    if form_data is not None or question.kind != "approval":
+        form = dict(form_data) if form_data is not None else None
+        return question, Reply(message=message[:RESUME_MESSAGE_MAX], form_data=form)
     matched = _FIRST_WORD.match(message)
     word = matched.group(1).lower() if matched else ""
     if word not in _APPROVE | _REJECT:
@@ -105,12 +111,9 @@ def form_for(asked: RawEvent | None, message: str, form_data: Mapping[str, Any] 
             'This hook asks for an approval: send message "approve", or "reject: <reason>" (or form_data '
             '{"approved": true} / {"approved": false, "reason": "..."}).'
         )
-    form: dict[str, Any] = {"approved": word in _APPROVE}
-    if hitl_id := text_of(asked.meta, "hitl_id"):
-        form["hitl_id"] = hitl_id
-    if matched and (reason := matched.group(2).strip()):
-        form["reason"] = reason
-    return form
+    reason = matched.group(2).strip() if matched else ""
+    reply = approval_reply(question, word in _APPROVE, reason)
+    return question, Reply(message=message[:RESUME_MESSAGE_MAX], form_data=reply.form_data)
 
 
 async def resume(

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import anyio
 
-from flow_mcp.errors import FlowHuntError, NotDeliveredError, TransportError, may_have_arrived
+from flow_mcp.errors import FlowHuntError, NotDeliveredError, TransportError, may_have_arrived, sentences
 from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind, parse_events
-from flow_mcp.flowhunt.cursor import Cursor
+from flow_mcp.flowhunt.cursor import MAX_CLOCK_AHEAD_MS, Cursor
 from flow_mcp.flowhunt.events import is_person_message, text_of
 from flow_mcp.flowhunt.follow import absorb, now_ms, replay
 from flow_mcp.flowhunt.logger import get_logger
@@ -74,19 +74,29 @@ async def send_message(
             raise
         if found is None:
             raise NotDeliveredError(
-                f"{error} The message does not appear in the session, so sending it again is safe."
+                sentences(str(error), "The message does not appear in the session, so sending it again is safe.")
             ) from error
         log.warning("invoke_recovered", session_id=session_id, error_type=type(error).__name__)
         cursor = Cursor(timestamp=found.created_at_timestamp)  # the turn is followed from its own message on
         message_id = text_of(found.meta, "message_id") or found.event_id
         return Sent(message_id, str(found.created_at_timestamp), cursor, [], recovered=True)
     cached = parse_events(invocation.cached_events, session_id=session_id)
-    sent_at = int(invocation.created_at)
-    # FlowHunt stamped the message a moment before we got the answer: its clock's offset from ours, give or take the
-    # round trip, so that event timestamps can be read on our clock.
-    cursor = Cursor(timestamp=sent_at, clock_skew_ms=sent_at - now_ms())
+    cursor = _start(session_id, int(invocation.created_at), started, new_session)
     events, cursor = absorb(session_id, cursor, cached, settle_ms)
     return Sent(invocation.message_id, invocation.created_at, cursor, events)
+
+
+def _start(session_id: str, sent_at: int, started: int, new_session: bool) -> Cursor:
+    """Where to follow a turn from: the message's own timestamp, unless FlowHunt's clock says the impossible."""
+    now = now_ms()
+    if sent_at <= now + MAX_CLOCK_AHEAD_MS:
+        # FlowHunt stamped the message a moment before we got the answer: its clock's offset from ours, give or
+        # take the round trip, so that event timestamps can be read on our clock.
+        return Cursor(timestamp=sent_at, clock_skew_ms=sent_at - now)
+    # Following from a time that far ahead would take every real event of the turn for an old one. A new session
+    # holds nothing before this message worth hiding; in an older one, the turn began when we sent it.
+    log.warning("invoke_created_at_ahead", session_id=session_id, created_at=sent_at, now_ms=now)
+    return Cursor(timestamp=0 if new_session else started)
 
 
 async def _find_message(

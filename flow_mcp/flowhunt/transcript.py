@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flow_mcp.flowhunt.digest import TurnDigest
-from flow_mcp.flowhunt.events import clip, is_person_message, text_of
+from flow_mcp.flowhunt.events import clip, is_person_message, message_text
 from flow_mcp.flowhunt.turn import TurnProgress, advance
 from flow_mcp.flowhunt.wire import RawEvent
 
@@ -27,7 +27,7 @@ def split_turns(events: Sequence[RawEvent]) -> list[_Turn]:
     turns: list[_Turn] = []
     for event in events:
         if is_person_message(event):
-            turns.append(_Turn(question=text_of(event.meta, "message") or ""))
+            turns.append(_Turn(question=message_text(event.meta) or ""))
         elif not turns:
             turns.append(_Turn())
         turns[-1].events.append(event)

@@ -46,27 +46,40 @@ class TurnProgress:
     last_event_ms: int | None = None  # local wall-clock time the last new event was received
 
 
-def advance(progress: TurnProgress, events: Sequence[RawEvent], now_ms: int, clock_skew_ms: int = 0) -> TurnProgress:
+def advance(
+    progress: TurnProgress,
+    events: Sequence[RawEvent],
+    now_ms: int,
+    clock_skew_ms: int = 0,
+    *,
+    delivered_until: int | None = None,
+) -> TurnProgress:
     """Fold newly delivered events (oldest first) into the turn's progress.
 
     ``clock_skew_ms`` is how far FlowHunt's clock runs ahead of ours (negative: behind), when known.
+    ``delivered_until`` is the newest timestamp delivered before these events: an event older than it was made
+    visible late, so a person's message among those belongs to the turn already followed and opens none.
     """
     for event in events:
-        progress = _fold(progress, event)
+        late = delivered_until is not None and event.created_at_timestamp < delivered_until
+        progress = _fold(progress, event, late)
     if events:
         # The settle window runs from when the last event happened, not from when a poll happened to see it:
         # FlowHunt's timestamp on our clock. So an answer that FlowHunt stamped longer than the window ago (a
         # replayed session) is completed at once, while one that just arrived still waits the window out.
-        # Never later than now: a clock running ahead must not stretch the window.
-        happened = max(event.created_at_timestamp for event in events) - clock_skew_ms
-        progress = replace(progress, last_event_ms=min(now_ms, happened))
+        # Never later than now: a clock running ahead must not stretch the window. Never earlier than before:
+        # an event made visible late must not cut the window short.
+        happened = min(now_ms, max(event.created_at_timestamp for event in events) - clock_skew_ms)
+        if progress.last_event_ms is not None:
+            happened = max(happened, progress.last_event_ms)
+        progress = replace(progress, last_event_ms=happened)
     return progress
 
 
-def _fold(progress: TurnProgress, event: RawEvent) -> TurnProgress:
+def _fold(progress: TurnProgress, event: RawEvent, late: bool = False) -> TurnProgress:
     kind, meta = event.action_type, event.meta
     if is_person_message(event):
-        return TurnProgress()  # a person's message starts a new turn
+        return progress if late else TurnProgress()  # a person's message starts a new turn
     if kind == "session_closed":
         return replace(progress, outcome="session_closed", error=text_of(meta, "message") or "The session was closed.")
     if progress.outcome is not None:

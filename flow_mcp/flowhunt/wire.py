@@ -32,12 +32,51 @@ def read_json(data: bytes, scrub: Callable[[str], str]) -> Any:
     """
     if not data:
         return None
+    text = data.decode(json.detect_encoding(data), "replace")
     try:
-        text = data.decode(json.detect_encoding(data), "replace")
         value = json.loads(text, parse_int=_integer)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested beyond reason
+    except ValueError:
         return UNREADABLE
+    except RecursionError:  # JSON nested beyond reason: in a list, only the items that are so deep are lost
+        value = _items_one_by_one(text)
     return _clean_strings(value, lambda s: scrub(s if s.isascii() else _LONE_SURROGATE.sub("\ufffd", s)))
+
+
+# A JSON string (escapes included) or one structural character: all the scanner needs to find an array's items.
+_STRING_OR_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.DOTALL)
+
+
+def _items_one_by_one(text: str) -> Any:
+    """A top-level array parsed item by item, each item too deep to parse replaced by ``UNREADABLE``.
+
+    Only for a body whose nesting broke ``json.loads``: one event with absurd metadata must not make the whole
+    poll unreadable (and with it every later poll of the session). Anything but an array stays unreadable.
+    """
+    body = text.strip()
+    if not body.startswith("[") or not body.endswith("]"):
+        return UNREADABLE
+    items: list[Any] = []
+    depth, start = 0, 1
+    for match in _STRING_OR_STRUCTURE.finditer(body, 1, len(body) - 1):
+        mark = match.group()
+        if mark in ("[", "{"):
+            depth += 1
+        elif mark in ("]", "}"):
+            depth -= 1
+        elif mark == "," and depth == 0:
+            items.append(_item(body[start : match.start()]))
+            start = match.end()
+    last = body[start:-1]
+    if items or last.strip():
+        items.append(_item(last))
+    return items
+
+
+def _item(text: str) -> Any:
+    try:
+        return json.loads(text, parse_int=_integer)
+    except (ValueError, RecursionError):
+        return UNREADABLE
 
 
 def _integer(digits: str) -> int | float:

@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -36,13 +35,15 @@ from flow_mcp._version import __version__
 from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError
 from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.arguments import argument_errors
 from flow_mcp.server.callers import Access, HttpAccess
+from flow_mcp.server.elicitation import state_security
 from flow_mcp.server.resources import register_resources, session_resources
 from flow_mcp.server.runner import CallKey, Drain, TurnRunner
 from flow_mcp.server.tools import TOOLS, AppState, caller_for, caller_of, owner_of
 
-log = structlog.get_logger()
+log = get_logger()
 
 INSTRUCTIONS = """\
 Tools for FlowHunt: its AI Flow Assistant, which builds and edits FlowHunt flows (AI agents), and the published
@@ -93,6 +94,7 @@ def build_server(
         if token_verifier
         else None,
         middleware=[_stop_when_cancelled, _argument_texts, _with_session_resources],
+        request_state_security=state_security(settings, http),
     )
     for tool, hints in TOOLS.items():
         # The SDK passes a docstring on verbatim; hosts show it to the model, so drop the source indentation.

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
-from flow_mcp.config import HOW_TO_MAKE_ONE, Settings, key_fingerprint
+from flow_mcp.config import HOW_TO_MAKE_ONE, KEY_NOT_ASCII, Settings, is_sendable_key, key_fingerprint
 from flow_mcp.errors import ConfigurationError, InvalidArgumentError, MissingKeyError, NotFoundError
 from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind, validate_session_id
 from flow_mcp.server.results import MISSING_KEY_HELP
@@ -95,7 +95,7 @@ class Access:
         self._http = http
         self._pool = ClientPool(settings, factory) if http and http.key_from_client else None
         self._shared = None if self._pool else factory(settings)
-        secret = _handle_secret(settings, self._pool is not None)
+        secret = server_secret(settings, self._pool is not None)
         self._handle_key = handle_key(secret.get_secret_value()) if secret is not None else None
 
     async def __aenter__(self) -> Access:
@@ -129,6 +129,11 @@ class Access:
                         f"This server uses each client's own FlowHunt API key: send it in the "
                         f"{self._http.key_header} header (in your MCP host's config for this server)."
                     )
+                if not is_sendable_key(api_key):
+                    raise ConfigurationError(
+                        f"The FlowHunt API key in the {self._http.key_header} header {KEY_NOT_ASCII}, and send your "
+                        "FlowHunt key as plain ASCII in that header."
+                    )
                 client = await stack.enter_async_context(self._pool.lease(api_key))
                 # Two people behind one bearer token but with different FlowHunt keys still get apart sessions.
                 identity = f"{name}\0{key_fingerprint(api_key)}"
@@ -138,7 +143,8 @@ class Access:
             yield Caller(client, name, SessionHandles(self._handle_key, identity))
 
 
-def _handle_secret(settings: Settings, key_from_client: bool) -> SecretStr | None:
+def server_secret(settings: Settings, key_from_client: bool) -> SecretStr | None:
+    """What keys an HTTP server's session handles and sealed state, if anything does: the same on every replica."""
     # Only what the server holds may key handles: a key a caller sends would let that caller make handles for any
     # session id it learns. Without FLOW_MCP_SECRET the server's own FlowHunt key does: it is secret, the same on
     # every replica and across restarts, which is all a handle key needs.

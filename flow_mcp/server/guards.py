@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import structlog
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -24,9 +23,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.callers import ANONYMOUS
 
-log = structlog.get_logger()
+log = get_logger()
 
 HEALTH_PATH = "/healthz"
 MAX_SESSIONS_PER_CLIENT = 64

@@ -22,7 +22,6 @@ from pathlib import Path
 from types import FrameType
 
 import anyio
-import structlog
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
@@ -34,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flow_mcp._version import __version__
 from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Settings
 from flow_mcp.errors import ConfigurationError
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.app import build_server
 from flow_mcp.server.callers import HttpAccess
 from flow_mcp.server.guards import (
@@ -49,7 +49,7 @@ from flow_mcp.server.guards import (
 )
 from flow_mcp.server.runner import Drain
 
-log = structlog.get_logger()
+log = get_logger()
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _AFTER_GRACE_SECONDS = 3.0  # for calls cut at the end of the grace period to send what they have

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-import structlog
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import Resource
@@ -17,13 +16,14 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError, NotFoundError
 from flow_mcp.flowhunt.cursor import Cursor
 from flow_mcp.flowhunt.events import normalize
-from flow_mcp.flowhunt.follow import replay
+from flow_mcp.flowhunt.follow import now_ms, replay
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.transcript import transcript_markdown
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.server.callers import Caller
 from flow_mcp.server.results import RESERVED_BYTES, describe, fit, page
 
-log = structlog.get_logger()
+log = get_logger()
 
 TRANSCRIPT_URI = "flowhunt://sessions/{session_id}/transcript"
 EVENTS_URI = "flowhunt://sessions/{session_id}/events"
@@ -91,7 +91,7 @@ def register_resources(mcp: MCPServer[Any], caller_of: CallerOf, settings: Setti
         raw, cursor = await _read(ctx, caller_of, session_id)
         shown, more = page([normalize(event) for event in raw], room)
         if more:
-            cursor = Cursor(timestamp=0).accept(raw[: len(shown)])[1]
+            cursor = Cursor(timestamp=0).accept(raw[: len(shown)], now_ms=now_ms())[1]
         body = {
             "session_id": session_id,
             "events": [event.model_dump(mode="json") for event in shown],

@@ -32,6 +32,7 @@ from flow_mcp.errors import (
     TransportError,
     ValidationError,
     may_have_arrived,
+    sentences,
 )
 from flow_mcp.flowhunt.client import SessionKind
 from flow_mcp.flowhunt.digest import FlowAction, ToolCall, truncate
@@ -83,6 +84,9 @@ class AskResult(BaseModel):
     cursor: str = Field(description="Pass to poll_events to continue a turn that is still running.")
     waiting_for: WaitingFor | None = None
     error: str | None = None
+    note: str | None = Field(
+        default=None, description="Why the user's answer to the turn's question did not reach FlowHunt."
+    )
 
 
 class FlowInfo(BaseModel):
@@ -101,8 +105,13 @@ class ListFlowsResult(BaseModel):
 # -- texts --------------------------------------------------------------------------------
 
 
+RESUME_REFUSED = "FlowHunt does not let this session's question be answered through its API."
+
+
 def continue_hint(session_id: str, cursor: str, wait_seconds: int = 30) -> str:
-    return f'poll_events(session_id="{session_id}", cursor="{cursor}", wait_seconds={wait_seconds})'
+    """The poll_events call that goes on from ``cursor`` (no wait_seconds: fetch what is there now)."""
+    wait = f", wait_seconds={wait_seconds}" if wait_seconds else ""
+    return f'poll_events(session_id="{session_id}", cursor="{cursor}"{wait})'
 
 
 def message_hint(session_id: str, kind: SessionKind = "assistant", flow_id: str | None = None) -> str:
@@ -161,6 +170,8 @@ def ask_text(result: AskResult, kind: SessionKind = "assistant", flow_id: str | 
         lines.append("Tools used: " + ", ".join(call.name for call in result.tool_calls))
     if result.actions:
         lines.append("Flow edits: " + "; ".join(action.summary for action in result.actions))
+    if result.note:
+        lines.append(result.note)
     lines += _ending_lines(result, next_message, kind)
     if result.status == "running":
         lines.append(
@@ -329,24 +340,27 @@ def describe(
         return text
     if resuming and isinstance(error, FlowHuntError):
         if may_have_arrived(error):
-            return text + (
-                f" The answer may have reached FlowHunt: check with {continue_hint(session_id, resuming)}. If the "
+            return sentences(
+                text,
+                f"The answer may have reached FlowHunt: check with {continue_hint(session_id, resuming)}. If the "
                 "turn goes on, follow it that way; if nothing comes, respond again (a hook takes one answer: at "
-                "worst FlowHunt says already_received)."
+                "worst FlowHunt says already_received).",
             )
-        return text + " FlowHunt did not take the answer, so responding again is safe."
+        return sentences(text, "FlowHunt did not take the answer, so responding again is safe.")
     if cursor:
-        return text + (
-            f" The turn may still be running on FlowHunt and nothing is lost: resume with "
-            f"{continue_hint(session_id, cursor)}."
+        return sentences(
+            text,
+            f"The turn may still be running on FlowHunt and nothing is lost: resume with "
+            f"{continue_hint(session_id, cursor)}.",
         )
     if invoking and isinstance(error, FlowHuntError) and not isinstance(error, NotDeliveredError):
         if may_have_arrived(error):
-            return text + (
-                f" The message may have reached FlowHunt: check with {continue_hint(session_id, '0', 0)} before "
-                "sending it again."
+            return sentences(
+                text,
+                f"The message may have reached FlowHunt: check with {continue_hint(session_id, '0', 0)} before "
+                "sending it again.",
             )
-        return text + " FlowHunt did not take the message in, so sending it again is safe."
+        return sentences(text, "FlowHunt did not take the message in, so sending it again is safe.")
     return text
 
 
@@ -414,9 +428,9 @@ def _what_to_do(error: FlowMCPError, session_id: str | None, kind: SessionKind, 
     if isinstance(error, ServerError):
         return f"FlowHunt failed ({error.status_code}){': ' + error.detail if error.detail else ''}. Retry shortly."
     if isinstance(error, TransportError):
-        return f"{error} Check FLOWHUNT_BASE_URL and the network, then retry."
+        return sentences(str(error), "Check FLOWHUNT_BASE_URL and the network, then retry.")
     if isinstance(error, ResponseTooLargeError):
         return str(error)  # the same answer would come again: retrying soon does not help
     if isinstance(error, ResponseShapeError):
-        return f"{error} Retry shortly."
+        return sentences(str(error), "Retry shortly.")
     return str(error)

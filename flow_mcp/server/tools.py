@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, TypeVar
 
 import anyio
@@ -17,7 +18,7 @@ import structlog
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 from flow_mcp.config import Settings
@@ -26,11 +27,12 @@ from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.events import Event, normalize
 from flow_mcp.flowhunt.flows import details, find_flows, tool_name
 from flow_mcp.flowhunt.follow import now_ms
+from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import rate_lane
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import status_of
 from flow_mcp.flowhunt.wire import RawEvent
-from flow_mcp.server import results
+from flow_mcp.server import elicitation, results
 from flow_mcp.server.arguments import (
     MAX_ASK_TIMEOUT_SECONDS,
     MAX_POLL_WAIT_SECONDS,
@@ -77,7 +79,7 @@ from flow_mcp.server.results import (
 )
 from flow_mcp.server.runner import CallsInFlight, Hint, RecentSessions, TurnRunner
 
-log = structlog.get_logger()
+log = get_logger()
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -189,11 +191,13 @@ async def ask(
     context_flow_id: ContextFlowArg = None,
     ai_model: AiModelArg = None,
     timeout_seconds: TimeoutSecondsArg = None,
-) -> Annotated[CallToolResult, AskResult]:
+) -> Annotated[CallToolResult, AskResult] | InputRequiredResult:
     """Ask FlowHunt's Flow Assistant something and get its answer: one call for a whole turn.
 
     Creates a session unless `session_id` is given, sends the message, follows the assistant while it
     works (streaming progress) and returns the answer, the tools it used and the flow edits it made.
+    If the assistant stops to ask the user something or to have a tool run approved, the user is asked
+    through the host when it supports that, and the turn goes on; otherwise the status is "waiting_for_input".
     If the turn is not done in time it returns status "running" with a cursor: then call
     `poll_events(session_id, cursor, wait_seconds=30)` until the status is no longer "running".
     If it returns "waiting_for_input" with a hook_id, answer with `respond`.
@@ -206,26 +210,20 @@ async def ask(
         deadline = started + _budget(state, timeout_seconds)
         if session_id is not None and context_flow_id is not None:
             raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
-        flow_id = check_context_flow_id(context_flow_id)
-        continuing = session_id is not None
-        if session_id is not None:
-            session = _session(caller, session_id, hint)
-            if session.kind == "flow":
-                raise InvalidArgumentError(
-                    "session_id is a published flow's session: continue it with run_flow(flow_id=..., message=..., "
-                    "session_id=...), or omit session_id to ask the Flow Assistant."
-                )
-        else:
-            session = SessionRef((await caller.client.create_session(flow_id, deadline=deadline)).session_id)
-        hint.session_id = caller.public(session)
-        _touched(ctx, caller, session)
-        result = await _one_turn(
-            state,
-            caller,
-            session,
-            hint,
-            continuing=continuing,
-            turn=lambda: state.runner.ask(
+
+        async def begin(asker: elicitation.Asker) -> tuple[SessionRef, Run]:
+            if session_id is not None:
+                session = _session(caller, session_id, hint)
+                if session.kind == "flow":
+                    raise InvalidArgumentError(
+                        "session_id is a published flow's session: continue it with run_flow(flow_id=..., "
+                        "message=..., session_id=...), or omit session_id to ask the Flow Assistant."
+                    )
+            else:
+                flow_id = check_context_flow_id(context_flow_id)
+                session = SessionRef((await caller.client.create_session(flow_id, deadline=deadline)).session_id)
+            run = partial(
+                state.runner.ask,
                 caller,
                 session,
                 text,
@@ -233,10 +231,14 @@ async def ask(
                 deadline=deadline,
                 report=ctx.report_progress,
                 hint=hint,
-                new_session=not continuing,
-            ),
+                new_session=session_id is None,
+                answer=asker,
+            )
+            return session, run
+
+        return await _whole_turn(
+            ctx, caller, hint, begin, deadline=deadline, continuing=session_id is not None, text_of=results.ask_text
         )
-        return _result(ctx, result, results.ask_text)
 
 
 async def list_flows(
@@ -274,13 +276,14 @@ async def run_flow(
     session_id: FlowSessionIdArg = None,
     timeout_seconds: TimeoutSecondsArg = None,
     attachments: AttachmentsArg = None,
-) -> Annotated[CallToolResult, AskResult]:
+) -> Annotated[CallToolResult, AskResult] | InputRequiredResult:
     """Run a published FlowHunt flow (an AI agent) on a message and get its answer: one call for a whole turn.
 
     Find flows with `list_flows`. Without `session_id` it opens a new session of the flow (with `variables`);
     with the session_id of an earlier run_flow it continues that conversation. `attachments` are files the flow
-    reads. The result is like `ask`'s: if the status is "running", follow with
-    `poll_events(session_id, cursor, wait_seconds=30)`; if "waiting_for_input" with a hook_id, answer with `respond`.
+    reads. The result is like `ask`'s: if the flow asks the user something, the user is asked through the host
+    when it supports that; if the status is "running", follow with `poll_events(session_id, cursor,
+    wait_seconds=30)`; if "waiting_for_input" with a hook_id, answer with `respond`.
     """
     state = _state(ctx)
     started = time.monotonic()
@@ -291,39 +294,45 @@ async def run_flow(
         values = check_variables(variables)
         if session_id is not None and values:
             raise InvalidArgumentError("variables apply to a new session only: omit session_id to use them.")
-        uploads = await load_attachments(attachments, local=caller.local, max_bytes=state.settings.max_attachment_bytes)
-        continuing = session_id is not None
-        if session_id is not None:
-            session = _session(caller, session_id, hint)
-            if session.kind != "flow":
-                raise InvalidArgumentError(
-                    "session_id is a Flow Assistant session: continue it with ask, or omit session_id to start a "
-                    "session of the flow."
-                )
-        else:
-            created = await caller.client.create_flow_session(flow, values, deadline=deadline)
-            session = SessionRef(created.session_id, "flow")
-        hint.session_id = caller.public(session)
-        _touched(ctx, caller, session)
 
-        async def turn() -> AskResult:
-            for upload in uploads:
-                await caller.client.upload_attachment(
-                    session.id, upload.name, upload.content, upload.content_type, deadline=deadline
-                )
-            return await state.runner.ask(
-                caller,
-                session,
-                text,
-                None,
-                deadline=deadline,
-                report=ctx.report_progress,
-                hint=hint,
-                new_session=not continuing,
+        async def begin(asker: elicitation.Asker) -> tuple[SessionRef, Run]:
+            uploads = await load_attachments(
+                attachments, local=caller.local, max_bytes=state.settings.max_attachment_bytes
             )
+            if session_id is not None:
+                session = _session(caller, session_id, hint)
+                if session.kind != "flow":
+                    raise InvalidArgumentError(
+                        "session_id is a Flow Assistant session: continue it with ask, or omit session_id to start "
+                        "a session of the flow."
+                    )
+            else:
+                created = await caller.client.create_flow_session(flow, values, deadline=deadline)
+                session = SessionRef(created.session_id, "flow")
 
-        result = await _one_turn(state, caller, session, hint, continuing=continuing, turn=turn)
-        return _result(ctx, result, functools.partial(results.ask_text, kind="flow", flow_id=flow))
+            async def run() -> AskResult:
+                for upload in uploads:
+                    await caller.client.upload_attachment(
+                        session.id, upload.name, upload.content, upload.content_type, deadline=deadline
+                    )
+                return await state.runner.ask(
+                    caller,
+                    session,
+                    text,
+                    None,
+                    deadline=deadline,
+                    report=ctx.report_progress,
+                    hint=hint,
+                    new_session=session_id is None,
+                    answer=asker,
+                )
+
+            return session, run
+
+        text_of = partial(results.ask_text, kind="flow", flow_id=flow)
+        return await _whole_turn(
+            ctx, caller, hint, begin, deadline=deadline, continuing=session_id is not None, text_of=text_of
+        )
 
 
 async def respond(
@@ -348,20 +357,69 @@ async def respond(
         hook, text, form = check_hook_id(hook_id), check_message(message), check_form_data(form_data)
         deadline = started + _budget(state, timeout_seconds)
         _touched(ctx, caller, session)
-        result = await _one_turn(
-            state,
+        run = partial(
+            state.runner.respond,
             caller,
             session,
-            hint,
-            continuing=True,
-            turn=lambda: state.runner.respond(
-                caller, session, hook, text, form, deadline=deadline, report=ctx.report_progress, hint=hint
-            ),
+            hook,
+            text,
+            form,
+            deadline=deadline,
+            report=ctx.report_progress,
+            hint=hint,
         )
-        return _result(ctx, result, functools.partial(results.ask_text, kind=session.kind))
+        result = await _one_turn(state, caller, session, hint, run, continuing=True)
+        return _result(ctx, result, partial(results.ask_text, kind=session.kind))
 
 
-TOOLS: dict[Callable[..., Awaitable[CallToolResult]], ToolAnnotations] = {
+Run = Callable[[], Awaitable[AskResult]]
+
+
+async def _whole_turn(
+    ctx: Context[AppState],
+    caller: Caller,
+    hint: Hint,
+    begin: Callable[[elicitation.Asker], Awaitable[tuple[SessionRef, Run]]],
+    *,
+    deadline: float,
+    continuing: bool,
+    text_of: Callable[[AskResult], str],
+) -> CallToolResult | InputRequiredResult:
+    """A whole turn for ask and run_flow: ``begin`` (given who answers questions) names the session and the run.
+
+    A 2026-07-28 client calls again, with the same arguments, to bring the user's answer to the question the last
+    call returned: then the message was sent already, and the turn goes on from where it stopped.
+    """
+    state = _state(ctx)
+    carried = elicitation.carried(ctx)
+    asker = elicitation.Asker(ctx, state.settings, asked=carried.asked if carried else 0)
+    if carried is not None:
+        so_far = AskResult.model_validate(carried.so_far)
+        session = _session(caller, so_far.session_id, hint)
+        if carried.reply is None:
+            return _result(ctx, so_far, text_of)  # no answer: the turn still waits, as reported
+        run: Run = partial(
+            state.runner.resume,
+            caller,
+            session,
+            so_far,
+            (carried.question, carried.reply),
+            deadline=deadline,
+            report=ctx.report_progress,
+            hint=hint,
+            answer=asker,
+        )
+    else:
+        session, run = await begin(asker)
+    hint.session_id = caller.public(session)
+    _touched(ctx, caller, session)
+    result = await _one_turn(state, caller, session, hint, run, continuing=continuing or carried is not None)
+    if asker.deferred is not None and result.status == "waiting_for_input":
+        return asker.input_required(result)  # the client asks its user, then calls again with the answer
+    return _result(ctx, result, text_of)
+
+
+TOOLS: dict[Callable[..., Awaitable[CallToolResult | InputRequiredResult]], ToolAnnotations] = {
     create_session: ToolAnnotations(title="Create a Flow Assistant session", open_world_hint=True),
     invoke: ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True),
     poll_events: ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True),
@@ -399,25 +457,19 @@ def _cursor_after(start: Cursor, batches: Batches, count: int, settle_ms: int) -
     cursor = start
     for events, after in batches:
         if count < len(events):
-            return cursor.advanced(events, count, now_ms(), settle_ms)[1]
+            return cursor.advanced(events, count, now_ms(), settle_ms).cursor
         count -= len(events)
         cursor = after
     return cursor
 
 
 async def _one_turn(
-    state: AppState,
-    caller: Caller,
-    session: SessionRef,
-    hint: Hint,
-    *,
-    continuing: bool,
-    turn: Callable[[], Awaitable[AskResult]],
+    state: AppState, caller: Caller, session: SessionRef, hint: Hint, run: Run, *, continuing: bool
 ) -> AskResult:
-    """Run ``turn`` as the session's one turn, and record how it left the turn (running: with its cursor)."""
+    """``run`` as the session's one turn, recording how it left the turn (running: with its cursor)."""
     async with state.runner.one_turn(caller, session, continuing=continuing) as record:
         try:
-            result = await turn()
+            result = await run()
         except anyio.get_cancelled_exc_class():
             # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next call checks it first.
             record(hint.cursor)
