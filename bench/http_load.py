@@ -135,7 +135,7 @@ async def client_loop(url: str, start: anyio.Event, samples: list[Sample], asks:
                     result = await client.call_tool("ask", {"message": MESSAGE})
                 content = result.structured_content or {}
                 sample.ok = not result.is_error and content.get("status") == "completed"
-                sample.session_id = FLOWHUNT_ID.open(str(content["session_id"])) if sample.ok else ""
+                sample.session_id = FLOWHUNT_ID.open(str(content["session_id"])).id if sample.ok else ""
                 sample.error = "" if sample.ok else str(content.get("status") or "tool error")
             except Exception as error:  # every failure is counted and reported; none stops the run
                 sample.error = type(error).__name__

@@ -156,6 +156,13 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_MAX_RESULT_BYTES",
         description="Most bytes one tool result or resource carries; poll_events pages beyond it, huge fields are cut.",
     )
+    max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1,
+        le=1024**3,
+        validation_alias="FLOW_MCP_MAX_ATTACHMENT_BYTES",
+        description="Largest file run_flow attaches to a flow session (bytes); a larger one is refused before upload.",
+    )
     max_rps: float = Field(
         default=50.0,
         gt=0,

@@ -9,6 +9,8 @@ Every failure of a FlowHunt call is translated once, in ``client.py``, into one 
     │   └── MissingKeyError         no FlowHunt API key at all
     └── FlowHuntError               anything that went wrong talking to FlowHunt
         ├── NotDeliveredError       invoke failed and the message is not in the session (safe to resend)
+        ├── HookNotResumedError     resume-hook answered, but the hook was not resumed (already answered, ...)
+        ├── NotResumableError       FlowHunt refuses resume-hook for this session (answer in FlowHunt)
         ├── TransportError          no usable HTTP response (connect, timeout, reset)
         ├── ResponseShapeError      a 2xx whose body makes no sense (not JSON, wrong shape)
         │   └── ResponseTooLargeError   any answer past FLOW_MCP_MAX_RESPONSE_BYTES (never fetched again)
@@ -57,6 +59,23 @@ class FlowHuntError(FlowMCPError):
 
 class NotDeliveredError(FlowHuntError):
     """invoke failed, and the message was looked for and is not in the session: sending it again is safe."""
+
+
+class HookNotResumedError(FlowHuntError):
+    """FlowHunt answered resume-hook without resuming: ``status`` says why (already_received, not_found, ...)."""
+
+    def __init__(self, hook_id: str, status: str) -> None:
+        super().__init__(f"FlowHunt did not resume hook {hook_id!r}: {status}")
+        self.hook_id = hook_id
+        self.status = status
+
+
+class NotResumableError(FlowHuntError):
+    """FlowHunt refuses resume-hook for this session (a Flow Assistant session, 404/405/422)."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"FlowHunt refused to resume a hook of this session ({status_code})")
+        self.status_code = status_code
 
 
 class TransportError(FlowHuntError):
@@ -115,8 +134,9 @@ class ServerError(APIError):
 
 
 def may_have_arrived(error: FlowHuntError) -> bool:
-    """Whether a failed invoke may still have been taken in by FlowHunt (so it must not simply be re-sent)."""
-    if isinstance(error, NotDeliveredError):
+    """Whether a failed invoke (or resume-hook, or upload) may still have been taken in by FlowHunt (so it must not
+    simply be sent again)."""
+    if isinstance(error, NotDeliveredError | HookNotResumedError | NotResumableError):
         return False
     if isinstance(error, TransportError):
         return error.request_sent

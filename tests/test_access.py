@@ -6,13 +6,15 @@ import pytest
 from pydantic import SecretStr
 
 from flow_mcp.config import Settings
-from flow_mcp.errors import ConfigurationError, NotFoundError
+from flow_mcp.errors import ConfigurationError, InvalidArgumentError, NotFoundError
 from flow_mcp.flowhunt.client import FlowHuntClient
-from flow_mcp.server.callers import Access, ClientPool, HttpAccess
+from flow_mcp.server.callers import Access, ClientPool, HttpAccess, SessionRef
 
 pytestmark = pytest.mark.anyio
 
-SESSION = "0b7c3e9a-5d1f-4a2b-9c8e-6f4d2a1b3c5e"
+SESSION_ID = "0b7c3e9a-5d1f-4a2b-9c8e-6f4d2a1b3c5e"
+SESSION = SessionRef(SESSION_ID)
+FLOW_SESSION = SessionRef(SESSION_ID, "flow")
 
 
 def settings(**values: object) -> Settings:
@@ -44,18 +46,33 @@ async def test_each_key_gets_its_own_client_budget_and_workspace_discovery() -> 
 async def test_stdio_callers_see_flowhunt_ids_and_http_callers_see_handles() -> None:
     server = settings(api_key=SecretStr("server-key-0123456789"))
     async with Access(server, FlowHuntClient) as stdio, stdio.caller() as caller:
-        assert caller.public(SESSION) == SESSION and caller.session(SESSION) == SESSION
+        assert caller.public(SESSION) == SESSION_ID and caller.session(SESSION_ID) == SESSION
     async with (
         Access(server, FlowHuntClient, HttpAccess()) as shared,
         shared.caller("alice") as alice,
         shared.caller("bob") as bob,
     ):
         handle = alice.public(SESSION)
-        assert handle != SESSION and alice.session(handle) == SESSION
+        assert SESSION_ID not in handle and alice.session(handle) == SESSION
         with pytest.raises(NotFoundError):
             bob.session(handle)
         with pytest.raises(NotFoundError):
-            alice.session(SESSION)  # a bare FlowHunt id is no handle
+            alice.session(SESSION_ID)  # a bare FlowHunt id is no handle
+
+
+async def test_a_flow_sessions_id_says_its_kind_on_stdio_and_inside_its_handle_over_http() -> None:
+    server = settings(api_key=SecretStr("server-key-0123456789"))
+    async with Access(server, FlowHuntClient) as stdio, stdio.caller() as caller:
+        assert caller.public(FLOW_SESSION) == f"flow.{SESSION_ID}"
+        assert caller.session(f"flow.{SESSION_ID}") == FLOW_SESSION and caller.session(SESSION_ID) == SESSION
+        with pytest.raises(InvalidArgumentError):
+            caller.session("flow.")
+    async with Access(server, FlowHuntClient, HttpAccess()) as shared, shared.caller("alice") as alice:
+        flow_handle, assistant_handle = alice.public(FLOW_SESSION), alice.public(SESSION)
+        assert flow_handle != assistant_handle and "flow" not in flow_handle and SESSION_ID not in flow_handle
+        assert alice.session(flow_handle) == FLOW_SESSION and alice.session(assistant_handle) == SESSION
+        with pytest.raises(NotFoundError):
+            alice.session(f"flow.{SESSION_ID}")  # a stdio-style id is no handle
 
 
 async def test_a_caller_without_its_own_key_is_told_which_header_to_send() -> None:

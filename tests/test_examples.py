@@ -23,7 +23,7 @@ CONFIGS = {path.name: json.loads(path.read_text("utf-8")) for path in JSON_EXAMP
 CLAUDE_CODE_LINES = [
     line for line in (EXAMPLES / "claude_code.sh").read_text("utf-8").splitlines() if line.startswith("claude")
 ]
-TOOLS = {"ask", "create_session", "invoke", "poll_events"}
+TOOLS = {"ask", "create_session", "invoke", "poll_events", "list_flows", "run_flow", "respond"}
 PLACEHOLDER_COMMANDS = (
     "/absolute/path/to/flow_mcp/.venv/bin/flow-mcp",
     "C:\\absolute\\path\\to\\flow_mcp\\.venv\\Scripts\\flow-mcp.exe",

@@ -18,7 +18,7 @@ from flow_mcp.sandbox import SandboxServer
 
 from .conftest import server_env
 
-TOOLS = {"ask", "create_session", "invoke", "poll_events"}
+TOOLS = {"ask", "create_session", "invoke", "poll_events", "list_flows", "run_flow", "respond"}
 SECRET = "fh-live-SECRET-from-the-environment-1234"
 
 

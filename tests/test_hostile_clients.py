@@ -20,7 +20,7 @@ from anyio.abc import SocketStream
 
 from flow_mcp.errors import ConfigurationError
 from flow_mcp.sandbox import SandboxServer
-from flow_mcp.server.callers import HANDLE_PATTERN, SessionHandles, handle_key
+from flow_mcp.server.callers import HANDLE_PATTERN, SessionHandles, SessionRef, handle_key
 from flow_mcp.server.guards import MAX_SESSIONS_PER_CLIENT
 from flow_mcp.server.http import TokenTable
 
@@ -101,8 +101,8 @@ async def test_a_client_who_learns_a_flowhunt_session_id_cannot_make_a_handle_fo
         touched = sum(session_id in entry["path"] for entry in sandbox.state.request_log())
         # What Bob could compute from what he holds: his own FlowHunt key and his identity on this server.
         own_identity = f"anonymous\0{hashlib.sha256(team_key.encode()).hexdigest()}"
-        minted = SessionHandles(handle_key(team_key), own_identity).seal(session_id)
-        unknown = SessionHandles(handle_key(SECRET), "someone else").seal(session_id)
+        minted = SessionHandles(handle_key(team_key), own_identity).seal(SessionRef(session_id))
+        unknown = SessionHandles(handle_key(SECRET), "someone else").seal(SessionRef(session_id))
         async with http_client(server.url, key=team_key) as bob:
             texts = {}
             for target in (handle, session_id, minted, unknown):

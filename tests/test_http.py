@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from flow_mcp.sandbox import SandboxServer
-from flow_mcp.server.callers import SessionHandles, handle_key
+from flow_mcp.server.callers import SessionHandles, SessionRef, handle_key
 
 from .conftest import ROOT, server_env
 from .httpserver import HttpServer, Replicas, auth_headers, http_client
@@ -134,7 +134,9 @@ async def test_a_client_cannot_use_a_session_another_client_created(
         invokes = 1
         made_up = handle[::-1]
         # A handle that is Bob's own, for a session FlowHunt does not know: what "unknown" looks like to Bob.
-        unknown_to_flowhunt = SessionHandles(handle_key(sandbox.config.api_key), "bob").seal(str(uuid.uuid4()))
+        unknown_to_flowhunt = SessionHandles(handle_key(sandbox.config.api_key), "bob").seal(
+            SessionRef(str(uuid.uuid4()))
+        )
         reads: list[str] = []
         async with http_client(team_server.url, token=BOB) as bob:
             for target in (handle, session_id, made_up):

@@ -44,7 +44,7 @@ def inspect(sandbox: SandboxServer, *method: str) -> Any:
 
 def test_the_inspector_lists_four_tools_with_input_and_output_schemas(sandbox: SandboxServer) -> None:
     tools = {tool["name"]: tool for tool in inspect(sandbox, "tools/list")["tools"]}
-    assert set(tools) == {"ask", "create_session", "invoke", "poll_events"}
+    assert set(tools) == {"ask", "create_session", "invoke", "poll_events", "list_flows", "run_flow", "respond"}
     for tool in tools.values():
         assert tool["inputSchema"]["type"] == "object" and tool["outputSchema"]["type"] == "object"
 

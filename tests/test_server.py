@@ -17,7 +17,7 @@ from .conftest import settings_for
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {"create_session", "invoke", "poll_events", "ask"}
+TOOLS = {"ask", "create_session", "invoke", "poll_events", "list_flows", "run_flow", "respond"}
 
 
 def text_of(result: Any) -> str:
@@ -43,7 +43,7 @@ async def follow_with_poll_events(
                 return events, body
 
 
-async def test_the_server_lists_exactly_the_four_tools_with_schemas(client: Client) -> None:
+async def test_the_server_lists_exactly_its_tools_with_schemas(client: Client) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert set(tools) == TOOLS
     for tool in tools.values():
@@ -197,7 +197,7 @@ async def test_a_missing_api_key_is_reported_when_a_tool_is_called(sandbox: Sand
     settings = settings_for(sandbox, api_key=None)
     async with Client(build_server(settings)) as client:
         tools = await client.list_tools()
-        assert len(tools.tools) == 4
+        assert len(tools.tools) == len(TOOLS)
         result = await client.call_tool("ask", {"message": "hi"})
     assert result.is_error
     assert "FLOWHUNT_API_KEY" in text_of(result)
@@ -208,7 +208,7 @@ async def test_listing_tools_makes_no_network_call_even_when_flowhunt_is_unreach
     settings = Settings(base_url="http://127.0.0.1:9", api_key="k" * 20, timeout=1, max_retries=0)
     with anyio.fail_after(5):
         async with Client(build_server(settings)) as client:
-            assert len((await client.list_tools()).tools) == 4
+            assert len((await client.list_tools()).tools) == len(TOOLS)
             result = await client.call_tool("create_session", {})
     assert result.is_error and "FLOWHUNT_BASE_URL" in text_of(result)
 

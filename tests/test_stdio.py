@@ -102,7 +102,7 @@ async def test_the_four_tools_work_through_a_stdio_subprocess(sandbox: SandboxSe
     with anyio.fail_after(60):
         async with Client(stdio_server(server_env(sandbox))) as client:
             tools = {tool.name for tool in (await client.list_tools()).tools}
-            assert tools == {"ask", "create_session", "invoke", "poll_events"}
+            assert tools == {"ask", "create_session", "invoke", "poll_events", "list_flows", "run_flow", "respond"}
             await run_every_tool(client)
 
 
@@ -158,6 +158,9 @@ def test_initialize_and_tools_list_answer_fast_when_flowhunt_is_unreachable(tmp_
         "create_session",
         "invoke",
         "poll_events",
+        "list_flows",
+        "run_flow",
+        "respond",
     }
     assert elapsed < 20  # generous bound for a cold interpreter; the point is no network wait on 10.255.255.1
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flow_mcp.errors import ConfigurationError, InvalidArgumentError, NotFoundError
 from flow_mcp.server.arguments import HANDLE_PATTERN
-from flow_mcp.server.callers import SessionHandles, handle_key
+from flow_mcp.server.callers import SessionHandles, SessionRef, handle_key
 from flow_mcp.server.http import SINGLE_TOKEN_NAME, TokenTable
 
 ALICE = "alice-token-7f3a9c2e5b1d4f60"
@@ -66,10 +66,11 @@ def test_a_missing_tokens_file_is_a_configuration_error(tmp_path: Path) -> None:
 def test_a_handle_opens_for_its_own_identity_only() -> None:
     key = handle_key("server-secret-0123456789")
     alice, bob = SessionHandles(key, "alice"), SessionHandles(key, "bob")
-    handle = alice.seal(SESSION)
-    assert HANDLE_PATTERN.fullmatch(handle) and len(handle) <= 64 and alice.seal(SESSION) == handle
-    assert alice.open(handle) == SESSION
-    for foreign in (handle, SESSION, handle[::-1], "A" * len(handle), bob.seal(SESSION).upper(), handle[:-1]):
+    handle = alice.seal(SessionRef(SESSION))
+    assert HANDLE_PATTERN.fullmatch(handle) and len(handle) <= 64 and alice.seal(SessionRef(SESSION)) == handle
+    assert alice.open(handle) == SessionRef(SESSION)
+    other = bob.seal(SessionRef(SESSION)).upper()
+    for foreign in (handle, SESSION, handle[::-1], "A" * len(handle), other, handle[:-1]):
         with pytest.raises(NotFoundError):
             bob.open(foreign)
     # Another key (another deployment, or a rotated FLOW_MCP_SECRET) does not honour the handle either.
@@ -83,10 +84,16 @@ def test_a_malformed_handle_is_an_invalid_argument(junk: str) -> None:
         SessionHandles(handle_key("server-secret-0123456789"), "alice").open(junk)
 
 
-@given(st.from_regex(r"[A-Za-z0-9_-]{1,128}", fullmatch=True), st.text(min_size=1, max_size=40))
-def test_every_session_id_round_trips_through_its_handle(session_id: str, identity: str) -> None:
+@given(
+    st.from_regex(r"[A-Za-z0-9_-]{1,128}", fullmatch=True) | st.uuids().map(str),
+    st.sampled_from(["assistant", "flow"]),
+    st.text(min_size=1, max_size=40),
+)
+def test_every_session_id_and_kind_round_trip_through_its_handle(session_id: str, kind: str, identity: str) -> None:
     handles = SessionHandles(handle_key("server-secret-0123456789"), identity)
-    assert handles.open(handles.seal(session_id)) == session_id
+    session = SessionRef(session_id, kind)  # type: ignore[arg-type]
+    handle = handles.seal(session)
+    assert HANDLE_PATTERN.fullmatch(handle) and handles.open(handle) == session
 
 
 def test_the_host_check_admits_loopback_the_bound_address_and_allowed_names() -> None:

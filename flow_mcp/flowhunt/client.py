@@ -47,7 +47,17 @@ from flow_mcp.errors import (
 )
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import RateGate
-from flow_mcp.flowhunt.wire import UNREADABLE, Invocation, RawEvent, SessionCreated, read_json
+from flow_mcp.flowhunt.wire import (
+    UNREADABLE,
+    Attachment,
+    FlowDetail,
+    FlowSummary,
+    HookAnswer,
+    Invocation,
+    RawEvent,
+    SessionCreated,
+    read_json,
+)
 from flow_mcp.redaction import Redactor
 
 log = get_logger()
@@ -63,6 +73,9 @@ MISSING_KEY_HELP = "No FlowHunt API key: set FLOWHUNT_API_KEY, or pass Settings(
 # Which failures may be retried. "safe" calls change nothing (or nothing that matters) when repeated;
 # "once" calls (invoke) must not reach FlowHunt twice.
 Repeat = Literal["safe", "once"]
+SessionKind = Literal["assistant", "flow"]
+"""A Flow Assistant (V3) session or a published flow's (V2) session: their invoke and poll live at different paths."""
+_SESSION_PATHS: dict[SessionKind, str] = {"assistant": "/v3/flow-assistants", "flow": "/v2/flows/sessions"}
 _RETRY_STATUSES: dict[Repeat, frozenset[int]] = {
     "safe": frozenset({429, 500, 502, 503, 504}),
     # 429 and 503 are answered before FlowHunt takes the message in; 502/504 may come after it did.
@@ -79,6 +92,7 @@ class _Call:
     needs_key: bool
     params: Mapping[str, str] | None = None
     body: Mapping[str, Any] | None = None
+    files: Mapping[str, tuple[str, bytes, str]] | None = None  # multipart: field -> (file name, content, type)
     expect: type[list[Any]] | type[dict[str, Any]] = dict  # the JSON type a 2xx body must have
     events: bool = False  # a list of events: one holding nothing that looks like an event is a shape error
 
@@ -87,9 +101,25 @@ def validate_session_id(session_id: str) -> str:
     """A FlowHunt session id, or InvalidArgumentError saying what one looks like."""
     if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(session_id):
         raise InvalidArgumentError(
-            "Malformed session_id: it is 1-128 letters, digits, '-' or '_' as returned by create_session or ask."
+            "Malformed session_id: pass it exactly as create_session, ask or run_flow returned it."
         )
     return session_id
+
+
+def validate_flow_id(flow_id: str) -> str:
+    """A FlowHunt flow id (the same alphabet as a session id), or InvalidArgumentError saying what one looks like."""
+    if not isinstance(flow_id, str) or not SESSION_ID_PATTERN.fullmatch(flow_id):
+        raise InvalidArgumentError(
+            "Malformed flow_id: it is 1-128 letters, digits, '-' or '_' as list_flows returns it (or as in the flow's "
+            "URL)."
+        )
+    return flow_id
+
+
+def _session_path(kind: SessionKind, session_id: str, call: str) -> tuple[str, str]:
+    """The logged template and the real path of a session call of ``kind``."""
+    base = _SESSION_PATHS[kind]
+    return f"{base}/{{session_id}}/{call}", f"{base}/{quote(validate_session_id(session_id), safe='')}/{call}"
 
 
 def _validate_timestamp(timestamp: str) -> str:
@@ -99,7 +129,7 @@ def _validate_timestamp(timestamp: str) -> str:
 
 
 class FlowHuntClient:
-    """Typed async access to FlowHunt's Flow Assistant V3 API."""
+    """Typed async access to FlowHunt's Flow Assistant V3 API and its V2 published-flow API."""
 
     def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
@@ -186,44 +216,114 @@ class FlowHuntClient:
         return created
 
     async def invoke(
-        self, session_id: str, message: str, ai_model: str | None = None, *, deadline: float | None = None
+        self,
+        session_id: str,
+        message: str,
+        ai_model: str | None = None,
+        *,
+        kind: SessionKind = "assistant",
+        deadline: float | None = None,
     ) -> Invocation:
-        """Send a message; FlowHunt answers at once and the turn's events are then polled."""
-        sid = validate_session_id(session_id)
+        """Send a message; FlowHunt answers at once and the turn's events are then polled.
+
+        ``kind="flow"``: a published flow's session (``ai_model`` does not apply there and is not sent).
+        """
         body: dict[str, Any] = {"message": message}
-        if ai_model is not None:
+        if ai_model is not None and kind == "assistant":
             body["ai_model"] = ai_model
-        path = f"/v3/flow-assistants/{quote(sid, safe='')}/invoke"
-        call = _Call("POST", "/v3/flow-assistants/{session_id}/invoke", path, "once", needs_key=False, body=body)
+        template, path = _session_path(kind, session_id, "invoke")
+        call = _Call("POST", template, path, "once", needs_key=False, body=body)
         return _parse(Invocation, await self._send(call, deadline), "invoke")
 
-    async def poll(self, session_id: str, from_timestamp: str, *, deadline: float | None = None) -> list[RawEvent]:
+    async def poll(
+        self, session_id: str, from_timestamp: str, *, kind: SessionKind = "assistant", deadline: float | None = None
+    ) -> list[RawEvent]:
         """Events of the session from ``from_timestamp`` on (FlowHunt's reading of the bound is unknown)."""
-        sid = validate_session_id(session_id)
         stamp = _validate_timestamp(from_timestamp)
-        path = f"/v3/flow-assistants/{quote(sid, safe='')}/invocation_response/{quote(stamp, safe='')}"
-        template = "/v3/flow-assistants/{session_id}/invocation_response/{from_timestamp}"
+        template, path = _session_path(kind, session_id, "invocation_response")
+        template, path = f"{template}/{{from_timestamp}}", f"{path}/{quote(stamp, safe='')}"
         call = _Call("POST", template, path, "safe", needs_key=False, expect=list, events=True)
         body = await self._send(call, deadline)
         if len(body) > _VALIDATE_OFF_LOOP_EVENTS:
-            return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=sid))
-        return parse_events(body, session_id=sid)
+            return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=session_id))
+        return parse_events(body, session_id=session_id)
+
+    # -- published flows (V2) ----------------------------------------------------------------------
+
+    async def list_flows(
+        self, limit: int, scroll_id: str | None = None, *, deadline: float | None = None
+    ) -> list[FlowSummary]:
+        """One page of the workspace's flows: at most ``limit``, those after the flow ``scroll_id`` names."""
+        workspace = await self.workspace_id()
+        body = {"limit": limit, "pagination": {"scroll_id": scroll_id} if scroll_id else {}}
+        params = {"workspace_id": workspace}
+        call = _Call("POST", "/v2/flows/", "/v2/flows/", "safe", needs_key=True, params=params, body=body, expect=list)
+        items = await self._send(call, deadline)
+        flows: list[FlowSummary] = []
+        for item in items:
+            try:
+                flows.append(FlowSummary.model_validate(item))
+            except pydantic.ValidationError:
+                log.warning("flow_dropped", reason="not a flow with an id")
+        return flows
+
+    async def get_flow(self, flow_id: str, *, deadline: float | None = None) -> FlowDetail:
+        """One flow in detail (its input hint and longer description)."""
+        workspace = await self.workspace_id()
+        path = f"/v2/flows/{quote(validate_flow_id(flow_id), safe='')}"
+        call = _Call("GET", "/v2/flows/{flow_id}", path, "safe", needs_key=True, params={"workspace_id": workspace})
+        return _parse(FlowDetail, await self._send(call, deadline), "flow")
+
+    async def create_flow_session(
+        self, flow_id: str, variables: Mapping[str, str] | None = None, *, deadline: float | None = None
+    ) -> SessionCreated:
+        """Open a session of a published flow, with its variables; invoke and poll it with ``kind="flow"``."""
+        workspace = await self.workspace_id()
+        body: dict[str, Any] = {"flow_id": validate_flow_id(flow_id)}
+        if variables:
+            body["variables"] = dict(variables)
+        template = "/v2/flows/sessions/from_flow/create"
+        # As the assistant's create: a repeat leaves at most an unused session behind.
+        call = _Call("POST", template, template, "safe", needs_key=True, params={"workspace_id": workspace}, body=body)
+        created = _parse(SessionCreated, await self._send(call, deadline), "flow session")
+        if not SESSION_ID_PATTERN.fullmatch(created.session_id):
+            raise ResponseShapeError("FlowHunt's flow session answer carries a session_id that is not a session id.")
+        return created
+
+    async def upload_attachment(
+        self, session_id: str, file_name: str, content: bytes, content_type: str, *, deadline: float | None = None
+    ) -> Attachment:
+        """Attach a file to a flow session; the flow sees it from the next message on."""
+        template, path = _session_path("flow", session_id, "attachments")
+        files = {"file": (file_name, content, content_type)}
+        # A repeated upload would attach the file twice: sent again only when FlowHunt certainly did not get it.
+        call = _Call("POST", template, path, "once", needs_key=False, files=files)
+        return _parse(Attachment, await self._send(call, deadline), "attachment")
 
     async def resume_hook(
-        self, session_id: str, hook_id: str, message: str, form_data: Mapping[str, Any] | None = None
-    ) -> str:
-        """Answer a hook the session's turn waits on; FlowHunt's status (``resumed``, ``already_received``, ...)."""
-        sid = validate_session_id(session_id)
+        self,
+        session_id: str,
+        hook_id: str,
+        message: str,
+        form_data: Mapping[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> HookAnswer:
+        """Answer a waiting hook (a question or an approval). One-shot at FlowHunt, so never sent twice here."""
+        template, path = _session_path("flow", session_id, "resume-hook")
         body: dict[str, Any] = {"hook_id": hook_id, "message": message}
         if form_data is not None:
             body["form_data"] = dict(form_data)
-        path = f"/v2/flows/sessions/{quote(sid, safe='')}/resume-hook"
         # Hooks are one-shot: a resume FlowHunt may have taken is not sent again, like invoke.
-        call = _Call("POST", "/v2/flows/sessions/{session_id}/resume-hook", path, "once", needs_key=False, body=body)
-        status = (await self._send(call)).get("status")
-        if not isinstance(status, str):
-            raise ResponseShapeError("FlowHunt's resume-hook answer carries no status.")
-        return status
+        call = _Call("POST", template, path, "once", needs_key=False, body=body)
+        return _parse(HookAnswer, await self._send(call, deadline), "resume-hook")
+
+    async def cancel(self, session_id: str, *, deadline: float | None = None) -> str:
+        """Stop a flow session's running turn; FlowHunt's status answer."""
+        template, path = _session_path("flow", session_id, "cancel")
+        body = await self._send(_Call("POST", template, path, "safe", needs_key=False), deadline)
+        status = body.get("status")
+        return status if isinstance(status, str) else ""
 
     # -- HTTP, retries and error mapping ---------------------------------------------------------
 
@@ -306,7 +406,7 @@ class FlowHuntClient:
         limit = self._settings.max_response_bytes
         headers = self._auth_headers(call.needs_key)
         async with self._http.stream(
-            call.method, call.path, params=call.params, json=call.body, headers=headers
+            call.method, call.path, params=call.params, json=call.body, files=call.files, headers=headers
         ) as response:
             chunks: list[bytes] = []
             size = 0

@@ -16,7 +16,7 @@ import anyio
 
 from flow_mcp.config import Settings
 from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
-from flow_mcp.flowhunt.client import FlowHuntClient
+from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind
 from flow_mcp.flowhunt.cursor import Cursor, Taken
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.logger import get_logger
@@ -136,6 +136,7 @@ async def follow(
     until: Until = "turn_end",
     on_events: OnEvents | None = None,
     max_events: int | None = None,
+    kind: SessionKind = "assistant",
 ) -> Cursor:
     """Poll until the turn ends (or, with ``until="new_events"``, new events arrive) or ``deadline``.
 
@@ -144,7 +145,8 @@ async def follow(
     ``until="new_events"``, an answer that is only waiting for its settle window is followed to the
     window's end, so the caller gets the answer and "completed" together. ``deadline`` is on
     ``time.monotonic()``; the first poll always completes. With ``max_events``, at most that many events
-    are handed out and the cursor stops after the last of them. ``settings`` default to the client's. Returns the
+    are handed out and the cursor stops after the last of them. ``settings`` default to the client's; ``kind`` says
+    whether ``session_id`` is an assistant's or a published flow's session. Returns the
     cursor after the last whole batch; its ``progress.outcome`` is how the turn ended (None: still running).
     """
     settings = settings or client.settings
@@ -163,7 +165,7 @@ async def follow(
         batch: list[RawEvent] | None = None
         try:
             with anyio.move_on_after(max(poll_until - time.monotonic(), 0.0)):
-                batch = await client.poll(session_id, cursor.query_timestamp(), deadline=first_deadline)
+                batch = await client.poll(session_id, cursor.query_timestamp(), kind=kind, deadline=first_deadline)
         except _PASSING_FAILURES as error:
             # The client already retried this poll; a turn outlives a bad minute of FlowHunt's, so keep going.
             failures += 1
@@ -200,13 +202,13 @@ async def follow(
 
 
 async def replay(
-    client: FlowHuntClient, session_id: str, *, deadline: float | None = None
+    client: FlowHuntClient, session_id: str, *, kind: SessionKind = "assistant", deadline: float | None = None
 ) -> tuple[list[RawEvent], Cursor]:
     """Every event of a session so far, oldest first, each once: poll from "0" until nothing new comes."""
     cursor = Cursor(timestamp=0)
     events: list[RawEvent] = []
     for _ in range(MAX_REPLAY_POLLS):
-        batch = await client.poll(session_id, cursor.query_timestamp(), deadline=deadline)
+        batch = await client.poll(session_id, cursor.query_timestamp(), kind=kind, deadline=deadline)
         fresh, cursor = cursor.accept(batch, now_ms=now_ms())
         if not fresh:
             break

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 
 from flow_mcp.errors import FlowHuntError, NotDeliveredError, TransportError, may_have_arrived, sentences
-from flow_mcp.flowhunt.client import FlowHuntClient, parse_events
+from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind, parse_events
 from flow_mcp.flowhunt.cursor import MAX_CLOCK_AHEAD_MS, Cursor
 from flow_mcp.flowhunt.events import is_person_message, text_of
 from flow_mcp.flowhunt.follow import absorb, now_ms, replay
@@ -50,22 +50,24 @@ async def send_message(
     settle_ms: int | None = None,
     new_session: bool = False,
     deadline: float | None = None,
+    kind: SessionKind = "assistant",
 ) -> Sent:
     """Invoke once; if FlowHunt's answer leaves it unclear whether the message arrived, find out.
 
     ``new_session``: the session is fresh, so any copy of the message found in it is this one. The returned
     ``Sent.cursor`` is where ``follow`` picks the turn up. ``deadline`` (``time.monotonic()``) bounds the send
-    and the search: with no time left to look, the error says the message may have arrived.
+    and the search: with no time left to look, the error says the message may have arrived. ``kind="flow"``: a
+    published flow's session.
     """
     settle_ms = client.settings.settle_ms if settle_ms is None else settle_ms
     started = now_ms()
     try:
-        invocation = await client.invoke(session_id, message, ai_model, deadline=deadline)
+        invocation = await client.invoke(session_id, message, ai_model, kind=kind, deadline=deadline)
     except FlowHuntError as error:
         if not may_have_arrived(error):
             raise
         not_before = 0 if new_session else started - _CLOCK_SKEW_MS
-        found = await _find_message(client, session_id, message, not_before, deadline)
+        found = await _find_message(client, session_id, message, not_before, deadline, kind)
         if found is None and (isinstance(error, TransportError) or _past(deadline)):
             # A timed-out or dropped request may still be processed later, and a search cut short proves
             # nothing either: the caller is told to look before sending again.
@@ -98,14 +100,14 @@ def _start(session_id: str, sent_at: int, started: int, new_session: bool) -> Cu
 
 
 async def _find_message(
-    client: FlowHuntClient, session_id: str, message: str, not_before_ms: int, deadline: float | None
+    client: FlowHuntClient, session_id: str, message: str, not_before_ms: int, deadline: float | None, kind: SessionKind
 ) -> RawEvent | None:
     for delay in _LOOK_AGAIN_AFTER:
         if _past(deadline, delay):
             return None
         await anyio.sleep(delay)
         try:
-            events, _ = await replay(client, session_id, deadline=deadline)
+            events, _ = await replay(client, session_id, kind=kind, deadline=deadline)
         except FlowHuntError:
             continue
         mine = [

@@ -214,3 +214,69 @@ class Invocation(_Wire):
     @classmethod
     def _list_or_empty(cls, value: Any) -> Any:
         return [] if value is None else value
+
+
+# -- published flows (V2) -------------------------------------------------------------------------
+
+
+def _text_or_empty(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+class FlowSummary(_Wire):
+    """One item of ``POST /v2/flows/`` (FlowHunt's FlowResponse). Only the id is required."""
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    description: str = ""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        return _text_or_empty(value)
+
+
+class FlowDetail(FlowSummary):
+    """Body of ``GET /v2/flows/{flow_id}`` (FlowDetailResponse): the summary plus the texts a person sees."""
+
+    detailed_description: str | None = None
+    try_flow_input_placeholder: str | None = None
+
+    @field_validator("detailed_description", "try_flow_input_placeholder", mode="before")
+    @classmethod
+    def _optional_text(cls, value: Any) -> str | None:
+        return _text_or_none(value)
+
+
+class Attachment(_Wire):
+    """Body of ``POST /v2/flows/sessions/{session_id}/attachments``."""
+
+    file_name: str = ""
+    file_type: str = ""
+    file_id: str = ""
+
+    @field_validator("file_name", "file_type", "file_id", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        return _text_or_empty(value)
+
+
+class HookAnswer(_Wire):
+    """Body of ``POST /v2/flows/sessions/{session_id}/resume-hook``: ``resumed``, or why the hook was not."""
+
+    status: str = Field(min_length=1)
+    failed: list[str] = Field(default_factory=list)
+
+    @field_validator("failed", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> list[str]:
+        return [str(item) for item in value] if isinstance(value, list) else []

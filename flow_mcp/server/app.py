@@ -46,11 +46,15 @@ from flow_mcp.server.tools import TOOLS, AppState, caller_for, caller_of, owner_
 log = get_logger()
 
 INSTRUCTIONS = """\
-Tools for FlowHunt's AI Flow Assistant, which builds and edits FlowHunt flows (AI agents).
-Use `ask` for a whole conversation turn in one call: it returns the assistant's answer, the tools it used
-and the flow edits it made. Pass the returned session_id to the next `ask` to continue the conversation.
-If `ask` returns status "running", the turn continues on FlowHunt: call `poll_events` with the returned
+Tools for FlowHunt: its AI Flow Assistant, which builds and edits FlowHunt flows (AI agents), and the published
+flows themselves.
+Use `ask` for a whole conversation turn with the assistant in one call: it returns the assistant's answer, the tools
+it used and the flow edits it made. Pass the returned session_id to the next `ask` to continue the conversation.
+To run a published flow, find it with `list_flows` and call `run_flow(flow_id, message)`; continue with its
+session_id. If a turn returns status "running", it continues on FlowHunt: call `poll_events` with the returned
 session_id and cursor (wait_seconds=30) until the status is no longer "running".
+If it returns "waiting_for_input" with a hook_id, answer with `respond(session_id, hook_id, message)`; without a
+hook_id a person must act in FlowHunt (the link says where), then send a new message.
 Use `create_session` + `invoke` + `poll_events` when you want to drive each step yourself."""
 
 

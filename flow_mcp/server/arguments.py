@@ -3,22 +3,34 @@ error saying what to send instead of a schema error."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 import json
 import math
+import mimetypes
 from collections.abc import Callable, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from pydantic import Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from flow_mcp.errors import InvalidArgumentError
 from flow_mcp.flowhunt.client import SESSION_ID_PATTERN
+from flow_mcp.flowhunt.flows import FlowUpload
 from flow_mcp.flowhunt.wire import AI_MODELS
 from flow_mcp.server.callers import HANDLE_PATTERN
 
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_HOOK_ID_CHARS = 256  # FlowHunt's own bound on resume-hook's hook_id
+MAX_FORM_DATA_BYTES = 64 * 1024
+MAX_VARIABLES = 100
+MAX_VARIABLE_BYTES = 64 * 1024  # all names and values together
+MAX_ATTACHMENTS = 10
+MAX_FLOWS_LISTED = 200
 MAX_POLL_WAIT_SECONDS = 45.0
 MIN_ASK_TIMEOUT_SECONDS = 1.0
 MAX_ASK_TIMEOUT_SECONDS = 600.0
@@ -76,6 +88,69 @@ TimeoutSecondsArg = Annotated[
 ]
 
 
+FlowIdArg = Annotated[
+    str,
+    Field(
+        description="The flow to run: a flow_id from list_flows.",
+        json_schema_extra={"pattern": SESSION_ID_PATTERN.pattern},
+    ),
+]
+FlowMessageArg = Annotated[str, Field(description="The input for the flow, e.g. the question or the task it handles.")]
+VariablesArg = Annotated[
+    dict[str, str] | None,
+    Field(description='Values for the flow\'s variables, names to texts (a new session only), e.g. {"lang": "en"}.'),
+]
+FlowSessionIdArg = Annotated[
+    str | None,
+    Field(
+        description="Continue this flow session (from a previous run_flow); omit to start a new one.",
+        json_schema_extra={"pattern": HANDLE_PATTERN.pattern},
+    ),
+]
+AttachmentsArg = Annotated[
+    list[dict[str, str]] | None,
+    Field(
+        description='Files for the flow, sent before the message: each {"path": "/local/file.pdf"} (stdio only: a '
+        'file on the machine running this server) or {"name": "notes.txt", "content_base64": "..."}.',
+        json_schema_extra={
+            "maxItems": MAX_ATTACHMENTS,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "name": {"type": "string"},
+                    "content_base64": {"type": "string"},
+                },
+            },
+        },
+    ),
+]
+HookIdArg = Annotated[
+    str,
+    Field(
+        description="The hook to answer: waiting_for.hook_id of the result that is waiting for input.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_HOOK_ID_CHARS},
+    ),
+]
+ReplyArg = Annotated[
+    str,
+    Field(description='Your answer to what the turn asks; for an approval "approve" or "reject: <reason>".'),
+]
+FormDataArg = Annotated[
+    dict[str, Any] | None,
+    Field(description='Structured answer fields, if the hook asks for a form; for an approval {"approved": true}.'),
+]
+FlowQueryArg = Annotated[
+    str | None, Field(description="Only flows whose name or description contains this text (any case).")
+]
+FlowLimitArg = Annotated[
+    int,
+    Field(
+        description="At most this many flows (1-200).", json_schema_extra={"minimum": 1, "maximum": MAX_FLOWS_LISTED}
+    ),
+]
+
+
 def check_message(message: str) -> str:
     """A message FlowHunt can take: not blank, at most 64 KiB of UTF-8."""
     if not message.strip():
@@ -113,6 +188,131 @@ def check_ai_model(ai_model: str | None) -> str | None:
     raise InvalidArgumentError(f"Unknown ai_model. Use one of {choices}, or omit it for FlowHunt's default.")
 
 
+def check_flow_id(flow_id: str) -> str:
+    """A FlowHunt flow id, as list_flows gives it."""
+    if not isinstance(flow_id, str) or not SESSION_ID_PATTERN.fullmatch(flow_id):
+        raise InvalidArgumentError(
+            "Malformed flow_id: it is 1-128 letters, digits, '-' or '_'. Call list_flows and pass a flow_id it returns."
+        )
+    return flow_id
+
+
+def check_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
+    """Flow variables: at most 100 names, each a non-empty text, 64 KiB in all."""
+    values = dict(variables or {})
+    if len(values) > MAX_VARIABLES:
+        raise InvalidArgumentError(f"variables has {len(values)} names; at most {MAX_VARIABLES} are taken.")
+    if any(not name.strip() for name in values):
+        raise InvalidArgumentError('variables has an empty name: every variable needs a name, e.g. {"lang": "en"}.')
+    if _utf8_size(values, "variables") > MAX_VARIABLE_BYTES:
+        raise InvalidArgumentError(f"variables take more than {MAX_VARIABLE_BYTES} bytes: send shorter values.")
+    return values
+
+
+def check_hook_id(hook_id: str) -> str:
+    """A hook id as FlowHunt gives it: 1-256 characters."""
+    if not hook_id.strip() or len(hook_id) > MAX_HOOK_ID_CHARS:
+        raise InvalidArgumentError(
+            f"hook_id must be 1-{MAX_HOOK_ID_CHARS} characters: pass waiting_for.hook_id of the waiting result."
+        )
+    return hook_id
+
+
+def check_form_data(form_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Structured answer fields: any JSON object up to 64 KiB."""
+    if form_data is None:
+        return None
+    if _utf8_size(form_data, "form_data") > MAX_FORM_DATA_BYTES:
+        raise InvalidArgumentError(f"form_data is larger than {MAX_FORM_DATA_BYTES} bytes as JSON: send less.")
+    return dict(form_data)
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_FLOWS_LISTED:
+        raise InvalidArgumentError(f"limit must be a whole number from 1 to {MAX_FLOWS_LISTED}.")
+    return limit
+
+
+def check_query(query: str | None) -> str | None:
+    return query.strip() or None if query is not None else None
+
+
+def _utf8_size(value: Any, name: str) -> int:
+    try:
+        return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{name} contains invalid Unicode (lone surrogates): send plain text.") from None
+
+
+async def load_attachments(
+    attachments: list[dict[str, str]] | None, *, local: bool, max_bytes: int
+) -> list[FlowUpload]:
+    """The files to attach, read (a path only when the caller is on this machine) and checked."""
+    if len(attachments or []) > MAX_ATTACHMENTS:
+        raise InvalidArgumentError(f"At most {MAX_ATTACHMENTS} attachments per run_flow; send the rest with the next.")
+    return [await _load(item, local=local, max_bytes=max_bytes) for item in attachments or []]
+
+
+async def _load(item: dict[str, str], *, local: bool, max_bytes: int) -> FlowUpload:
+    path, name, data = item.get("path"), item.get("name"), item.get("content_base64")
+    if path is not None and data is None:
+        if not local:
+            raise InvalidArgumentError(
+                "An attachment by path works over stdio only: this server runs on another machine, whose disk is "
+                'not yours. Send the file\'s content instead: {"name": "report.pdf", "content_base64": "..."}.'
+            )
+        name = name or Path(path).name
+        content_type = _content_type(name)
+        content = await anyio.to_thread.run_sync(_read_file, path, max_bytes)
+    elif data is not None and path is None and name:
+        content_type = _content_type(name)
+        if len(data) > (max_bytes + 2) // 3 * 4 + 4:  # past the limit before decoding: refuse without decoding
+            raise _too_large(name, max_bytes)
+        try:
+            content = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgumentError(f"Attachment {name!r}: content_base64 is not valid base64.") from None
+    else:
+        raise InvalidArgumentError(
+            'Each attachment is {"path": "/path/to/file"} (stdio only) or {"name": "file.txt", "content_base64": '
+            '"..."}: give exactly one of path and content_base64, and a name with the content.'
+        )
+    if len(content) > max_bytes:
+        raise _too_large(name, max_bytes)
+    return FlowUpload(name=name, content=content, content_type=content_type)
+
+
+def _content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    if guessed is None:
+        raise InvalidArgumentError(
+            f"Attachment {name!r} has a type that cannot be told from its name: give it an extension such as .pdf, "
+            ".txt, .csv, .png or .docx."
+        )
+    return guessed
+
+
+def _read_file(path: str, max_bytes: int) -> bytes:
+    file = Path(path).expanduser()
+    try:
+        if not file.is_file():
+            raise InvalidArgumentError(f"Attachment {path!r}: no such file (give an absolute path to a file).")
+        if file.stat().st_size > max_bytes:
+            raise _too_large(file.name, max_bytes)
+        with file.open("rb") as opened:
+            content = opened.read(max_bytes + 1)  # the file may have grown since stat
+    except OSError as error:
+        raise InvalidArgumentError(f"Attachment {path!r} cannot be read: {error.strerror or 'unreadable'}.") from None
+    return content
+
+
+def _too_large(name: str, max_bytes: int) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"Attachment {name!r} is larger than {max_bytes} bytes (FLOW_MCP_MAX_ATTACHMENT_BYTES): send a smaller "
+        "file, or raise that setting."
+    )
+
+
 def check_seconds(name: str, value: float, *, low: float, high: float) -> float:
     """A finite number of seconds within [low, high]."""
     if not math.isfinite(value) or not low <= value <= high:
@@ -140,7 +340,11 @@ def argument_errors(tool: Callable[..., Any], arguments: Mapping[str, Any]) -> l
         try:
             adapter.validate_python(_as_the_sdk_reads(adapter, arguments[name]))
         except PydanticValidationError:
-            errors.append(f"Argument {name} must be {wanted}; got {_kind(arguments[name])}.{meaning}")
+            got = _kind(arguments[name])
+            if wanted.startswith(got):  # the right kind with something wrong inside: a list or an object
+                errors.append(f"Argument {name} holds a value of the wrong type: send {wanted}.{meaning}")
+            else:
+                errors.append(f"Argument {name} must be {wanted}; got {got}.{meaning}")
     return errors
 
 
@@ -193,4 +397,11 @@ def _kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else "an object"
 
 
-_KINDS = {"string": "a string", "number": "a number", "integer": "a whole number", "boolean": "true or false"}
+_KINDS = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "a list",
+}

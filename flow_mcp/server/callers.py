@@ -1,8 +1,9 @@
 """Who is calling a tool: which FlowHunt client serves them, and what their session ids look like.
 
-On stdio there is one user: one FlowHuntClient with the server's key, and session ids are FlowHunt's own.
-Over HTTP many clients share the server: session ids become handles bound to the caller's identity
-(``SessionHandles``), and with ``key_from_client`` every caller brings their own FlowHunt key (``ClientPool``).
+On stdio there is one user: one FlowHuntClient with the server's key, and session ids are FlowHunt's own (a published
+flow's session with a ``flow.`` prefix). Over HTTP many clients share the server: session ids become handles bound
+to the caller's identity (``SessionHandles``), and with ``key_from_client`` every caller brings their own FlowHunt
+key (``ClientPool``). Either way a session id says which kind of session it is, so no tool asks the caller.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import SecretStr
 
 from flow_mcp.config import HOW_TO_MAKE_ONE, KEY_NOT_ASCII, Settings, is_sendable_key, key_fingerprint
 from flow_mcp.errors import ConfigurationError, InvalidArgumentError, MissingKeyError, NotFoundError
-from flow_mcp.flowhunt.client import FlowHuntClient, validate_session_id
+from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind, validate_session_id
 from flow_mcp.server.results import MISSING_KEY_HELP
 
 ANONYMOUS = "anonymous"
@@ -45,6 +46,18 @@ class HttpAccess:
 
 
 @dataclass(frozen=True)
+class SessionRef:
+    """A FlowHunt session: its id and its kind (a Flow Assistant's or a published flow's)."""
+
+    id: str
+    kind: SessionKind = "assistant"
+
+
+FLOW_PREFIX = "flow."
+"""How a flow session's id looks on stdio: '.' is outside FlowHunt's id alphabet, so it cannot be misread."""
+
+
+@dataclass(frozen=True)
 class Caller:
     """The FlowHunt client serving one tool call, and the caller's view of session ids."""
 
@@ -52,13 +65,24 @@ class Caller:
     name: str
     handles: SessionHandles | None = None
 
-    def session(self, given: str) -> str:
-        """The FlowHunt session id behind what the caller passed (a handle over HTTP)."""
-        return validate_session_id(given) if self.handles is None else self.handles.open(given)
+    @property
+    def local(self) -> bool:
+        """The caller runs on this machine (stdio), so a path it names is a path here."""
+        return self.handles is None
 
-    def public(self, session_id: str) -> str:
+    def session(self, given: str) -> SessionRef:
+        """The FlowHunt session behind what the caller passed (a handle over HTTP)."""
+        if self.handles is not None:
+            return self.handles.open(given)
+        if isinstance(given, str) and given.startswith(FLOW_PREFIX):
+            return SessionRef(validate_session_id(given[len(FLOW_PREFIX) :]), "flow")
+        return SessionRef(validate_session_id(given))
+
+    def public(self, session: SessionRef) -> str:
         """What the caller sees as the session id."""
-        return session_id if self.handles is None else self.handles.seal(session_id)
+        if self.handles is not None:
+            return self.handles.seal(session)
+        return FLOW_PREFIX + session.id if session.kind == "flow" else session.id
 
 
 class Access:
@@ -133,13 +157,20 @@ def server_secret(settings: Settings, key_from_client: bool) -> SecretStr | None
 # A handle is the FlowHunt id encrypted with AES-SIV (RFC 5297: deterministic authenticated encryption) under a key
 # only the server holds, with the caller's identity as associated data: it does not reveal the id (a capability
 # FlowHunt honours without a key), nobody else can make one, and it opens for its own caller only. Deterministic,
-# so one session keeps one handle. Canonical UUIDs (what FlowHunt hands out) travel as their 16 bytes.
+# so one session keeps one handle. Canonical UUIDs (what FlowHunt hands out) travel as their 16 bytes. The first byte
+# says how the id travels and the session's kind; the assistant's forms are those of handles made before flows.
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_AS_UUID, _AS_TEXT = b"u", b"t"
+_FORMS: dict[tuple[SessionKind, bool], bytes] = {
+    ("assistant", True): b"u",
+    ("assistant", False): b"t",
+    ("flow", True): b"f",
+    ("flow", False): b"g",
+}
+_FORM_OF = {form: kind_and_uuid for kind_and_uuid, form in _FORMS.items()}
 _KEY_INFO = b"flow-mcp session handle v2"
-HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,194}$")  # used with fullmatch
-"""What tools accept as a session id: a FlowHunt id (stdio, as client.SESSION_ID_PATTERN) or a handle (HTTP): at
-most base64url of 1 + 128 + 16 bytes (form, the longest id, the SIV)."""
+HANDLE_PATTERN = re.compile(r"^(flow\.)?[A-Za-z0-9_-]{1,194}$")  # used with fullmatch
+"""What tools accept as a session id: a FlowHunt id (stdio, as client.SESSION_ID_PATTERN, with ``flow.`` before a
+flow session's) or a handle (HTTP): at most base64url of 1 + 128 + 16 bytes (form, the longest id, the SIV)."""
 
 
 def handle_key(secret: str) -> bytes:
@@ -154,30 +185,32 @@ class SessionHandles:
         self._cipher = AESSIV(key)
         self._identity = [identity.encode()]
 
-    def seal(self, session_id: str) -> str:
-        """The handle this identity uses for ``session_id``."""
-        if _UUID.fullmatch(session_id):
-            plain = _AS_UUID + uuid.UUID(session_id).bytes
-        else:
-            plain = _AS_TEXT + session_id.encode()
+    def seal(self, session: SessionRef) -> str:
+        """The handle this identity uses for ``session``."""
+        as_uuid = bool(_UUID.fullmatch(session.id))
+        body = uuid.UUID(session.id).bytes if as_uuid else session.id.encode()
+        plain = _FORMS[session.kind, as_uuid] + body
         return base64.urlsafe_b64encode(self._cipher.encrypt(plain, self._identity)).decode().rstrip("=")
 
-    def open(self, handle: str) -> str:
-        """The session id inside ``handle``, if it was sealed for this identity.
+    def open(self, handle: str) -> SessionRef:
+        """The session inside ``handle``, if it was sealed for this identity.
 
         A handle of another identity, a forged one and a bare FlowHunt id all get the same NotFoundError as a
         session FlowHunt does not know: a caller learns nothing about sessions that are not theirs.
         """
         if not isinstance(handle, str) or not HANDLE_PATTERN.fullmatch(handle):
             raise InvalidArgumentError(
-                "Malformed session_id: pass the session_id exactly as create_session or ask returned it."
+                "Malformed session_id: pass the session_id exactly as create_session, ask or run_flow returned it."
             )
         try:
             plain = self._cipher.decrypt(base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4)), self._identity)
         except (InvalidTag, ValueError):  # binascii.Error is a ValueError
             raise NotFoundError(404, "no such session") from None
-        form, body = plain[:1], plain[1:]
-        return str(uuid.UUID(bytes=body)) if form == _AS_UUID else body.decode()
+        if plain[:1] not in _FORM_OF:  # sealed by a later version: as unknown as a forged handle
+            raise NotFoundError(404, "no such session")
+        kind, as_uuid = _FORM_OF[plain[:1]]
+        body = plain[1:]
+        return SessionRef(str(uuid.UUID(bytes=body)) if as_uuid else body.decode(), kind)
 
 
 # -- one FlowHunt client per key --------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ async def _read(ctx: Context[Any], caller_of: CallerOf, session_id: str) -> tupl
     """Validate and replay, turning every failure into a clean resource error (never a traceback)."""
     try:
         async with caller_of(ctx) as caller:
-            events, cursor = await replay(caller.client, caller.session(session_id))
+            session = caller.session(session_id)
+            events, cursor = await replay(caller.client, session.id, kind=session.kind)
     except (InvalidArgumentError, NotFoundError) as error:
         raise ResourceNotFoundError(describe(error, session_id=session_id)) from None
     except FlowMCPError as error:
@@ -52,7 +53,7 @@ def session_resources(session_ids: Iterable[str]) -> list[Resource]:
             uri=TRANSCRIPT_URI.format(session_id=sid),
             name=f"session_{sid}",
             title=f"FlowHunt session {sid}",
-            description="The transcript of a Flow Assistant session this server worked with. Markdown.",
+            description="The transcript of a FlowHunt session this server worked with. Markdown.",
             mime_type="text/markdown",
         )
         for sid in session_ids
@@ -67,8 +68,8 @@ def register_resources(mcp: MCPServer[Any], caller_of: CallerOf, settings: Setti
         TRANSCRIPT_URI,
         name="session_transcript",
         title="Session transcript",
-        description="The turns of a FlowHunt Flow Assistant session so far: messages, tools used, flow edits, "
-        "answers. Markdown.",
+        description="The turns of a FlowHunt session (the Flow Assistant's or a published flow's) so far: messages, "
+        "tools used, flow edits, answers. Markdown.",
         mime_type="text/markdown",
     )
     async def transcript(session_id: str, ctx: Context[Any]) -> str:
@@ -80,7 +81,8 @@ def register_resources(mcp: MCPServer[Any], caller_of: CallerOf, settings: Setti
         EVENTS_URI,
         name="session_events",
         title="Session events",
-        description="Every event of a FlowHunt Flow Assistant session so far, oldest first, normalized like "
+        description="Every event of a FlowHunt session (the Flow Assistant's or a published flow's) so far, oldest "
+        "first, normalized like "
         "poll_events' events, with a cursor to poll for newer ones. JSON. If `more` is true, the rest did not fit "
         "in one read: get it with poll_events from the cursor.",
         mime_type="application/json",
@@ -101,8 +103,8 @@ def register_resources(mcp: MCPServer[Any], caller_of: CallerOf, settings: Setti
     @mcp.prompt(
         name="flowhunt_assistant",
         title="Work with FlowHunt's Flow Assistant",
-        description="Primes the model on using the FlowHunt tools: ask for whole turns, invoke + poll_events "
-        "for step-by-step control, how to continue sessions and long turns.",
+        description="Primes the model on using the FlowHunt tools: ask for whole turns, run_flow for published "
+        "flows, invoke + poll_events for step-by-step control, respond to waiting turns, long turns.",
     )
     def flowhunt_assistant(
         task: Annotated[str, Field(description="What you want built or changed, if you know already.")] = "",
@@ -111,23 +113,27 @@ def register_resources(mcp: MCPServer[Any], caller_of: CallerOf, settings: Setti
 
 
 ASSISTANT_PROMPT = """\
-You can work with FlowHunt's AI Flow Assistant, which builds and edits FlowHunt flows (AI agents), through \
-these tools:
+You can work with FlowHunt's AI Flow Assistant, which builds and edits FlowHunt flows (AI agents), and run the \
+flows a workspace has published, through these tools:
 
-- `ask(message, session_id?)`: the default. One call runs a whole turn and returns the assistant's answer, the \
-tools it used and the flow edits it made. Pass the returned `session_id` to the next `ask` to continue the same \
-conversation; omit it only to start a new one.
-- If `ask` returns status "running", the turn goes on in FlowHunt and nothing is lost: call \
+- `ask(message, session_id?)`: the default for the assistant. One call runs a whole turn and returns the \
+assistant's answer, the tools it used and the flow edits it made. Pass the returned `session_id` to the next `ask` \
+to continue the same conversation; omit it only to start a new one.
+- `list_flows(query?)` and `run_flow(flow_id, message, variables?, session_id?, attachments?)`: find a published \
+flow and run it; the result is like `ask`'s. Continue a flow's conversation with `run_flow` and its `session_id`.
+- If a turn returns status "running", it goes on in FlowHunt and nothing is lost: call \
 `poll_events(session_id, cursor, wait_seconds=30)` with the returned cursor, again with each new cursor, until \
 the status is no longer "running". Do not send the message again.
 - `create_session` + `invoke` + `poll_events`: use them instead of `ask` when you want control of each step, \
 e.g. to show events as they come or to do other work while the assistant runs. `invoke` returns at once with a \
 cursor; follow it with `poll_events` as above.
-- Status "waiting_for_input" means the assistant needs a person (an approval, an integration, a file): tell the \
-user what `waiting_for` says and where to answer it (the link, or FlowHunt itself); this API cannot answer it.
-- Status "failed" or "session_closed": report the error; start a new session with `ask` without `session_id` if \
-the user wants to go on.
+- Status "waiting_for_input" means the turn needs a person. With a `hook_id` in `waiting_for` (a question or an \
+approval), ask the user and answer with `respond(session_id, hook_id, message)` (for an approval: "approve" or \
+"reject: <reason>"); a hook takes one answer. Without a hook_id (an integration to connect, a file to share), \
+tell the user what `waiting_for` says and the link; once they have done it, send a new message.
+- Status "failed" or "session_closed": report the error; start a new session (`ask` or `run_flow` without \
+`session_id`) if the user wants to go on.
 - The resources flowhunt://sessions/{session_id}/transcript (markdown) and .../events (JSON) show a whole \
 session so far.
 
-Tell the user what the assistant built (the flow edits) and its answer, in your own words."""
+Tell the user what the assistant built (the flow edits) or what the flow did, and its answer, in your own words."""

@@ -1,6 +1,7 @@
-"""Following turns for the tools: ask's whole turn (answering the questions it stops on, when someone can), the
-one-turn-per-session rule, progress notifications, and a graceful stop that cuts following short without losing
-or doubling an event. No MCP here: progress goes to a ``Report`` callable, questions to an ``Answer`` one.
+"""Following turns for the tools: ask's and run_flow's whole turn (answering the questions it stops on, when someone
+can), respond's answer to a waiting turn, the one-turn-per-session rule, progress notifications, and a graceful stop
+that cuts following short without losing or doubling an event. No MCP here: progress goes to a ``Report`` callable,
+questions to an ``Answer`` one.
 """
 
 from __future__ import annotations
@@ -10,21 +11,24 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import anyio
 
 from flow_mcp.config import Settings
-from flow_mcp.errors import APIError, TurnInProgressError
+from flow_mcp.errors import HookNotResumedError, NotResumableError, TurnInProgressError
+from flow_mcp.flowhunt.client import SessionKind
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.digest import TurnDigest
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.follow import OnEvents, Until, follow, now_ms
 from flow_mcp.flowhunt.hooks import MAX_ANSWERS, Question, Reply, question_of
 from flow_mcp.flowhunt.logger import get_logger
+from flow_mcp.flowhunt.resume import Resumed, find_hook, reply_to, resume
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
-from flow_mcp.server.callers import Caller
+from flow_mcp.server.callers import Caller, SessionRef
 from flow_mcp.server.results import RESUME_REFUSED, AskResult, continue_hint
 
 log = get_logger()
@@ -38,10 +42,14 @@ class Hint:
     cursor: str | None = None
     invoking: bool = False  # a failure now may come after FlowHunt took the message in
     key_header: str | None = None  # the caller brought its own FlowHunt key in this header
+    kind: SessionKind = "assistant"
+    flow_id: str | None = None  # the published flow a new session is opened from
+    resuming: str | None = None  # a failure now may come after FlowHunt took an answer: the cursor to look from
 
 
 Answer = Callable[[Question], Awaitable[Reply | None]]
 """Who answers the question a turn waits on for a person (the MCP client's user, say): the reply, or None."""
+Refusals = Literal["note", "raise"]
 
 
 @dataclass
@@ -79,9 +87,9 @@ class Turn:
             return None
         return self.questions.get(progress.waiting_for.hook_id or "")
 
-    def resumed(self) -> None:
-        """The question was answered: the turn goes on, so its waiting end no longer holds."""
-        self.cursor = self.cursor.with_progress(TurnProgress())
+    def resumed(self, cursor: Cursor) -> None:
+        """The question was answered: the turn goes on from ``cursor``, so its waiting end no longer holds."""
+        self.cursor = cursor
         self.questions.clear()
 
 
@@ -95,44 +103,51 @@ class TurnRunner:
 
     @asynccontextmanager
     async def one_turn(
-        self, caller: Caller, sid: str, *, continuing: bool
+        self, caller: Caller, session: SessionRef, *, continuing: bool
     ) -> AsyncIterator[Callable[[str | None], None]]:
         """Hold ``sid`` for one turn; refuse if another is still running in it.
 
         A new message while the last turn is still worked on would interleave the two. The block gets a
         function to record how it left the turn: its cursor if still running, else None.
         """
+        sid = session.id
         if continuing:
-            await self._refuse_if_running(caller, sid)
+            await self._refuse_if_running(caller, session)
         with self.book.following(sid):
             yield lambda running_cursor: self.book.finished(sid, running_cursor)
 
-    async def _refuse_if_running(self, caller: Caller, sid: str) -> None:
+    async def _refuse_if_running(self, caller: Caller, session: SessionRef) -> None:
+        sid, public = session.id, caller.public(session)
         if self.book.is_followed(sid):
             raise TurnInProgressError(
-                f"Another ask is still following a turn in session {caller.public(sid)}. Wait for it to return, "
-                "then ask again."
+                f"Another call is still following a turn in session {public}. Wait for it to return, then try again."
             )
         cursor = self.book.unfinished(sid)
         if cursor is None:
             return
-        # The last ask returned "running": one poll tells whether that turn has ended since.
+        # The last call returned "running": one poll tells whether that turn has ended since.
         end = await follow(
-            caller.client, sid, decode_cursor(cursor), settings=self.settings, deadline=0, until="new_events"
+            caller.client,
+            sid,
+            decode_cursor(cursor),
+            settings=self.settings,
+            deadline=0,
+            until="new_events",
+            kind=session.kind,
         )
         # An answer with no tool call open counts as the end here: the settle window only guards against more.
         settle_ms = self.settings.settle_ms
         if status_of(end.progress, now_ms(), settle_ms) == "running" and settles_at(end.progress, settle_ms) is None:
             raise TurnInProgressError(
-                f"The previous turn in session {caller.public(sid)} is still running. Follow it to its end with "
-                f"{continue_hint(caller.public(sid), cursor)}, then ask again."
+                f"The previous turn in session {public} is still running. Follow it to its end with "
+                f"{continue_hint(public, cursor)}, then try again."
             )
         self.book.finished(sid, None)
 
     async def ask(
         self,
         caller: Caller,
-        sid: str,
+        session: SessionRef,
         message: str,
         model: str | None,
         *,
@@ -150,25 +165,26 @@ class TurnRunner:
         hint.invoking = True
         sent = await send_message(
             caller.client,
-            sid,
+            session.id,
             message,
             model,
             settle_ms=self.settings.settle_ms,
             new_session=new_session,
             deadline=deadline,
+            kind=session.kind,
         )
         hint.invoking = False
-        await progress.send("Message sent; the assistant is working")
+        await progress.send(f"Message sent; the {_worker(session)} is working")
         turn = Turn(sent.message_id, sent.cursor)
         turn = await self.follow_turn(
-            caller, sid, turn, deadline=deadline, progress=progress, hint=hint, answer=answer, events=sent.events
+            caller, session, turn, deadline=deadline, progress=progress, hint=hint, answer=answer, events=sent.events
         )
-        return self.result(caller, sid, turn)
+        return self.result(caller, session, turn)
 
     async def resume(
         self,
         caller: Caller,
-        sid: str,
+        session: SessionRef,
         so_far: AskResult,
         reply: tuple[Question, Reply],
         *,
@@ -180,7 +196,7 @@ class TurnRunner:
         """Pass on the reply to the question an earlier ask's turn stopped on (``so_far``) and follow on, as ask."""
         turn = await self.follow_turn(
             caller,
-            sid,
+            session,
             Turn.of(so_far),
             deadline=deadline,
             progress=Progress(report),
@@ -188,12 +204,42 @@ class TurnRunner:
             answer=answer,
             reply=reply,
         )
-        return self.result(caller, sid, turn)
+        return self.result(caller, session, turn)
+
+    async def respond(
+        self,
+        caller: Caller,
+        session: SessionRef,
+        hook_id: str,
+        message: str,
+        form_data: dict[str, Any] | None,
+        *,
+        deadline: float,
+        report: Report,
+        hint: Hint,
+    ) -> AskResult:
+        """Answer the hook a turn waits on (once), then follow the turn on until it ends or ``deadline``.
+
+        Unlike an answer ask gets from its user, a refusal here is the caller's to know: it is raised.
+        """
+        waiting = await find_hook(caller.client, session.id, hook_id, kind=session.kind, deadline=deadline)
+        reply = reply_to(waiting.asked, hook_id, message, form_data)
+        turn = await self.follow_turn(
+            caller,
+            session,
+            Turn("", waiting.cursor),
+            deadline=deadline,
+            progress=Progress(report),
+            hint=hint,
+            reply=reply,
+            refusals="raise",
+        )
+        return self.result(caller, session, turn)
 
     async def follow_turn(
         self,
         caller: Caller,
-        sid: str,
+        session: SessionRef,
         turn: Turn,
         *,
         deadline: float,
@@ -202,12 +248,15 @@ class TurnRunner:
         answer: Answer | None = None,
         reply: tuple[Question, Reply] | None = None,
         events: Sequence[RawEvent] = (),
+        refusals: Refusals = "note",
     ) -> Turn:
         """Follow ``turn`` until it ends or ``deadline``; whenever it waits on a hook and ``answer`` gives a reply,
         resume the hook and follow on, at most MAX_ANSWERS times.
 
         ``reply`` answers the question the turn already waits on (resumed first); ``events`` were received before
         (invoke's cached ones). The time ``answer`` takes (a person) does not count against ``deadline``.
+        ``refusals``: what FlowHunt's refusal of an answer does: "note" it on the turn, which is returned waiting,
+        or "raise" it.
         """
 
         async def on_events(batch: Sequence[RawEvent], cursor: Cursor) -> None:
@@ -226,7 +275,7 @@ class TurnRunner:
             while True:
                 if reply is None:
                     turn.cursor = await self.follow(
-                        caller, sid, turn.cursor, deadline=deadline, until="turn_end", on_events=on_events
+                        caller, session, turn.cursor, deadline=deadline, until="turn_end", on_events=on_events
                     )
                     question = turn.question()
                     if question is None or answer is None or answered >= MAX_ANSWERS:
@@ -239,11 +288,16 @@ class TurnRunner:
                 answered += 1
                 # Should passing it on fail without saying whether FlowHunt took it, the error text's cursor follows
                 # the turn as if it did: then its rest is seen, else it keeps "running" and the session says more.
-                hint.cursor = turn.cursor.with_progress(TurnProgress()).encode()
-                if not await self._pass_on(caller, sid, turn, *reply):
+                hint.cursor = hint.resuming = turn.cursor.with_progress(TurnProgress()).encode()
+                resumed = await self._pass_on(caller, session, turn, *reply, refusals=refusals)
+                hint.resuming = None
+                if resumed is None:
                     break
+                turn.resumed(resumed.cursor)
                 hint.cursor, progress.cursor, reply = turn.cursor.encode(), turn.cursor, None
-                await progress.send("Answer passed on; the assistant goes on")
+                await progress.send(f"Answer passed on; the {_worker(session)} goes on")
+                if resumed.events:
+                    await on_events(resumed.events, resumed.cursor)
             tasks.cancel_scope.cancel()
         return turn
 
@@ -254,28 +308,46 @@ class TurnRunner:
             reply = await answer(question)
         return None if reply is None else (question, reply)
 
-    async def _pass_on(self, caller: Caller, sid: str, turn: Turn, question: Question, reply: Reply) -> bool:
-        """Pass ``reply`` on to FlowHunt; True when the turn goes on, else ``turn.note`` says why not."""
+    async def _pass_on(
+        self, caller: Caller, session: SessionRef, turn: Turn, question: Question, reply: Reply, *, refusals: Refusals
+    ) -> Resumed | None:
+        """Pass ``reply`` on to FlowHunt, once (flowhunt.resume); the turn goes on from the Resumed, or, with None,
+        ``turn.note`` says why not."""
+        start = turn.cursor.with_progress(TurnProgress())
         try:
-            status = await caller.client.resume_hook(sid, question.hook_id, reply.message, reply.form_data)
-        except APIError as error:
-            if error.status_code not in (404, 405, 422):
-                raise
+            resumed = await resume(
+                caller.client,
+                session.id,
+                question.hook_id,
+                reply.message,
+                reply.form_data,
+                kind=session.kind,
+                start=start,
+                settle_ms=self.settings.settle_ms,
+            )
+        except NotResumableError as error:
             log.info("hook_resume_refused", status_code=error.status_code)
+            if refusals == "raise":
+                raise
             turn.note = RESUME_REFUSED
-            return False
-        log.info("hook_resumed", kind=question.kind, status=status)
-        if status not in ("resumed", "already_received"):
-            turn.note = f"FlowHunt did not take the answer: the question is {status[:40].replace('_', ' ')}."
-            return False
-        turn.resumed()
-        return True
+            return None
+        except HookNotResumedError as error:
+            log.info("hook_not_resumed", kind=question.kind, status=error.status)
+            if refusals == "raise":
+                raise
+            if error.status != "already_received":
+                turn.note = f"FlowHunt did not take the answer: the question is {error.status[:40].replace('_', ' ')}."
+                return None
+            # An ask called again with an answer it already passed on (a client's retry): the turn goes on.
+            resumed = Resumed(start, [])
+        log.info("hook_resumed", kind=question.kind, recovered=resumed.recovered)
+        return resumed
 
-    def result(self, caller: Caller, sid: str, turn: Turn) -> AskResult:
+    def result(self, caller: Caller, session: SessionRef, turn: Turn) -> AskResult:
         """ask's result for ``turn`` as it stands."""
         digest, progress = turn.digest, turn.cursor.progress
         return AskResult(
-            session_id=caller.public(sid),
+            session_id=caller.public(session),
             message_id=turn.message_id,
             status=status_of(progress, now_ms(), self.settings.settle_ms),
             answer=digest.messages[-1] if digest.messages else None,
@@ -293,7 +365,7 @@ class TurnRunner:
     async def follow(
         self,
         caller: Caller,
-        sid: str,
+        session: SessionRef,
         cursor: Cursor,
         *,
         deadline: float,
@@ -314,15 +386,21 @@ class TurnRunner:
         with self.drain.guard():
             return await follow(
                 caller.client,
-                sid,
+                session.id,
                 cursor,
                 settings=self.settings,
                 deadline=deadline,
                 until=until,
                 on_events=take,
                 max_events=max_events,
+                kind=session.kind,
             )
         return reached
+
+
+def _worker(session: SessionRef) -> str:
+    """Who works on a session's turns, as progress messages name it."""
+    return "flow" if session.kind == "flow" else "assistant"
 
 
 # -- progress notifications ----------------------------------------------------------------------------------
@@ -427,19 +505,19 @@ class RecentSessions:
     """The sessions this server touched, per owner, most recent first; bounded, in-process."""
 
     def __init__(self) -> None:
-        self._by_owner: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
+        self._by_owner: OrderedDict[str, OrderedDict[SessionRef, None]] = OrderedDict()
 
-    def touch(self, owner: str, session_id: str) -> None:
+    def touch(self, owner: str, session: SessionRef) -> None:
         sessions = self._by_owner.pop(owner, None) or OrderedDict()
-        sessions.pop(session_id, None)
-        sessions[session_id] = None
+        sessions.pop(session, None)
+        sessions[session] = None
         while len(sessions) > _MAX_SESSIONS_PER_OWNER:
             sessions.popitem(last=False)
         self._by_owner[owner] = sessions
         while len(self._by_owner) > _MAX_OWNERS:
             self._by_owner.popitem(last=False)
 
-    def of(self, owner: str) -> list[str]:
+    def of(self, owner: str) -> list[SessionRef]:
         """The owner's sessions, most recently touched first."""
         return list(reversed(self._by_owner.get(owner, {})))
 

@@ -1,10 +1,11 @@
-"""The four tools, each thin: check the arguments, call the flowhunt layer or the turn runner, shape the result.
+"""The tools, each thin: check the arguments, call the flowhunt layer or the turn runner, shape the result.
 
 Tool docstrings are written for the model that calls them: what the tool does, when to use it, what to call next.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -24,6 +25,7 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.events import Event, normalize
+from flow_mcp.flowhunt.flows import details, find_flows, tool_name
 from flow_mcp.flowhunt.follow import now_ms
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import rate_lane
@@ -35,21 +37,46 @@ from flow_mcp.server.arguments import (
     MAX_ASK_TIMEOUT_SECONDS,
     MAX_POLL_WAIT_SECONDS,
     AiModelArg,
+    AttachmentsArg,
     ContextFlowArg,
     CursorArg,
+    FlowIdArg,
+    FlowLimitArg,
+    FlowMessageArg,
+    FlowQueryArg,
+    FlowSessionIdArg,
+    FormDataArg,
+    HookIdArg,
     MessageArg,
     OptionalSessionIdArg,
+    ReplyArg,
     SessionIdArg,
     TimeoutSecondsArg,
+    VariablesArg,
     WaitSecondsArg,
     WelcomeArg,
     check_ai_model,
     check_context_flow_id,
+    check_flow_id,
+    check_form_data,
+    check_hook_id,
+    check_limit,
     check_message,
+    check_query,
     check_seconds,
+    check_variables,
+    load_attachments,
 )
-from flow_mcp.server.callers import Access, Caller
-from flow_mcp.server.results import AskResult, CreateSessionResult, InvokeResult, PollResult, describe
+from flow_mcp.server.callers import Access, Caller, SessionRef
+from flow_mcp.server.results import (
+    AskResult,
+    CreateSessionResult,
+    FlowInfo,
+    InvokeResult,
+    ListFlowsResult,
+    PollResult,
+    describe,
+)
 from flow_mcp.server.runner import CallsInFlight, Hint, RecentSessions, TurnRunner
 
 log = get_logger()
@@ -79,12 +106,13 @@ async def create_session(
     async with _calling(ctx, "create_session", Hint()) as caller:
         flow_id = check_context_flow_id(context_flow_id)
         created = await caller.client.create_session(flow_id, start_with_welcome_message)
+        session = SessionRef(created.session_id)
         result = CreateSessionResult(
-            session_id=caller.public(created.session_id),
+            session_id=caller.public(session),
             created_at=created.created_at,
             workspace_id=await caller.client.workspace_id(),
         )
-        _touched(ctx, caller, created.session_id)
+        _touched(ctx, caller, session)
         return _result(ctx, result, results.create_session_text)
 
 
@@ -97,17 +125,21 @@ async def invoke(
     until its status is no longer "running". Prefer `ask`, which does all of this in one call.
     """
     settings = _state(ctx).settings
-    async with _calling(ctx, "invoke", Hint(session_id=session_id, invoking=True)) as caller:
-        sid, text, model = caller.session(session_id), check_message(message), check_ai_model(ai_model)
-        sent = await send_message(caller.client, sid, text, model, settle_ms=settings.settle_ms, new_session=False)
+    hint = Hint(session_id=session_id, invoking=True)
+    async with _calling(ctx, "invoke", hint) as caller:
+        session = _session(caller, session_id, hint)
+        text, model = check_message(message), check_ai_model(ai_model)
+        sent = await send_message(
+            caller.client, session.id, text, model, settle_ms=settings.settle_ms, new_session=False, kind=session.kind
+        )
         result = InvokeResult(
-            session_id=caller.public(sid),
+            session_id=caller.public(session),
             message_id=sent.message_id,
             created_at=sent.created_at,
             cursor=sent.cursor.encode(),
             events=[normalize(event) for event in sent.events],
         )
-        _touched(ctx, caller, sid)
+        _touched(ctx, caller, session)
         return _result(ctx, result, results.invoke_text)
 
 
@@ -116,12 +148,14 @@ async def poll_events(
 ) -> Annotated[CallToolResult, PollResult]:
     """Fetch the events of a session newer than `cursor`, each exactly once, with the turn's status.
 
-    Pass the returned cursor to the next call. With wait_seconds > 0 it waits until at least one new event
-    arrives, the turn ends, or the wait is over, so you can follow a turn without calling in a tight loop.
+    Works for every session: the assistant's (ask, invoke) and a published flow's (run_flow). Pass the returned
+    cursor to the next call. With wait_seconds > 0 it waits until at least one new event arrives, the turn ends,
+    or the wait is over, so you can follow a turn without calling in a tight loop.
     """
     state = _state(ctx)
-    async with _calling(ctx, "poll_events", Hint(session_id=session_id)) as caller:
-        sid = caller.session(session_id)
+    hint = Hint(session_id=session_id)
+    async with _calling(ctx, "poll_events", hint) as caller:
+        session = _session(caller, session_id, hint)
         wait = check_seconds("wait_seconds", wait_seconds, low=0, high=MAX_POLL_WAIT_SECONDS)
         start = decode_cursor(cursor)
         batches: Batches = []
@@ -132,7 +166,7 @@ async def poll_events(
         limit = state.settings.max_events_per_poll
         end = await state.runner.follow(
             caller,
-            sid,
+            session,
             start,
             deadline=time.monotonic() + wait,
             until="new_events",
@@ -145,9 +179,9 @@ async def poll_events(
         if cut:
             end = _cursor_after(start, batches, len(shown), state.settings.settle_ms)
         more = cut or len(delivered) >= limit
-        result = _poll_result(caller.public(sid), shown, end, more=more, settings=state.settings)
-        _touched(ctx, caller, sid)
-        return _result(ctx, result, results.poll_text)
+        result = _poll_result(caller.public(session), shown, end, more=more, settings=state.settings)
+        _touched(ctx, caller, session)
+        return _result(ctx, result, functools.partial(results.poll_text, kind=session.kind))
 
 
 async def ask(
@@ -166,85 +200,223 @@ async def ask(
     through the host when it supports that, and the turn goes on; otherwise the status is "waiting_for_input".
     If the turn is not done in time it returns status "running" with a cursor: then call
     `poll_events(session_id, cursor, wait_seconds=30)` until the status is no longer "running".
+    If it returns "waiting_for_input" with a hook_id, answer with `respond`.
     """
     state = _state(ctx)
     started = time.monotonic()
     hint = Hint(session_id=session_id)
     async with _calling(ctx, "ask", hint) as caller:
         text, model = check_message(message), check_ai_model(ai_model)
-        budget = (
-            state.settings.ask_timeout
-            if timeout_seconds is None
-            else check_seconds("timeout_seconds", timeout_seconds, low=1, high=MAX_ASK_TIMEOUT_SECONDS)
-        )
+        deadline = started + _budget(state, timeout_seconds)
         if session_id is not None and context_flow_id is not None:
             raise InvalidArgumentError("context_flow_id applies to a new session only: omit session_id to use it.")
-        # A 2026-07-28 client calls again, with the same arguments, to bring the user's answer to the question
-        # the last call returned: then the message was sent already, and the turn goes on from where it stopped.
-        carried = elicitation.carried(ctx)
-        asker = elicitation.Asker(ctx, state.settings, asked=carried.asked if carried else 0)
-        run: Callable[[], Awaitable[AskResult]]
-        if carried is not None:
-            so_far = AskResult.model_validate(carried.so_far)
-            sid = caller.session(so_far.session_id)
-            if carried.reply is None:
-                return _result(ctx, so_far, results.ask_text)  # no answer: the turn still waits, as reported
-            run = partial(
-                state.runner.resume,
-                caller,
-                sid,
-                so_far,
-                (carried.question, carried.reply),
-                deadline=started + budget,
-                report=ctx.report_progress,
-                hint=hint,
-                answer=asker,
-            )
-        else:
+
+        async def begin(asker: elicitation.Asker) -> tuple[SessionRef, Run]:
             if session_id is not None:
-                sid = caller.session(session_id)
+                session = _session(caller, session_id, hint)
+                if session.kind == "flow":
+                    raise InvalidArgumentError(
+                        "session_id is a published flow's session: continue it with run_flow(flow_id=..., "
+                        "message=..., session_id=...), or omit session_id to ask the Flow Assistant."
+                    )
             else:
                 flow_id = check_context_flow_id(context_flow_id)
-                sid = (await caller.client.create_session(flow_id, deadline=started + budget)).session_id
+                session = SessionRef((await caller.client.create_session(flow_id, deadline=deadline)).session_id)
             run = partial(
                 state.runner.ask,
                 caller,
-                sid,
+                session,
                 text,
                 model,
-                deadline=started + budget,
+                deadline=deadline,
                 report=ctx.report_progress,
                 hint=hint,
                 new_session=session_id is None,
                 answer=asker,
             )
-        hint.session_id = caller.public(sid)
-        _touched(ctx, caller, sid)
-        result = await _one_turn(state, caller, sid, hint, run, continuing=session_id is not None or bool(carried))
-        if asker.deferred is not None and result.status == "waiting_for_input":
-            return asker.input_required(result)  # the client asks its user, then calls again with the answer
-        return _result(ctx, result, results.ask_text)
+            return session, run
+
+        return await _whole_turn(
+            ctx, caller, hint, begin, deadline=deadline, continuing=session_id is not None, text_of=results.ask_text
+        )
 
 
-async def _one_turn(
-    state: AppState,
+async def list_flows(
+    ctx: Context[AppState], query: FlowQueryArg = None, limit: FlowLimitArg = 50
+) -> Annotated[CallToolResult, ListFlowsResult]:
+    """List the published flows (AI agents) of the FlowHunt workspace that you can run with `run_flow`.
+
+    Filter with `query` (a part of the name or description, any case). Each flow comes with its flow_id, what it
+    does and, when it says, what input it expects. Then call `run_flow(flow_id, message)`.
+    """
+    state = _state(ctx)
+    async with _calling(ctx, "list_flows", Hint()) as caller:
+        wanted, most = check_query(query), check_limit(limit)
+        deadline = time.monotonic() + state.settings.ask_timeout
+        found, more = await find_flows(caller.client, wanted, most, deadline=deadline)
+        detail = await details(caller.client, found, deadline=deadline)
+        flows = [
+            FlowInfo(
+                flow_id=flow.id,
+                name=flow.name,
+                description=flow.description,
+                input_hint=detail[flow.id].try_flow_input_placeholder if flow.id in detail else None,
+                tool_name=tool_name(flow.id, flow.name),
+            )
+            for flow in found
+        ]
+        return _result(ctx, ListFlowsResult(flows=flows, more=more), results.list_flows_text)
+
+
+async def run_flow(
+    ctx: Context[AppState],
+    flow_id: FlowIdArg,
+    message: FlowMessageArg,
+    variables: VariablesArg = None,
+    session_id: FlowSessionIdArg = None,
+    timeout_seconds: TimeoutSecondsArg = None,
+    attachments: AttachmentsArg = None,
+) -> Annotated[CallToolResult, AskResult] | InputRequiredResult:
+    """Run a published FlowHunt flow (an AI agent) on a message and get its answer: one call for a whole turn.
+
+    Find flows with `list_flows`. Without `session_id` it opens a new session of the flow (with `variables`);
+    with the session_id of an earlier run_flow it continues that conversation. `attachments` are files the flow
+    reads. The result is like `ask`'s: if the flow asks the user something, the user is asked through the host
+    when it supports that; if the status is "running", follow with `poll_events(session_id, cursor,
+    wait_seconds=30)`; if "waiting_for_input" with a hook_id, answer with `respond`.
+    """
+    state = _state(ctx)
+    started = time.monotonic()
+    hint = Hint(session_id=session_id, kind="flow", flow_id=flow_id)
+    async with _calling(ctx, "run_flow", hint) as caller:
+        flow, text = check_flow_id(flow_id), check_message(message)
+        deadline = started + _budget(state, timeout_seconds)
+        values = check_variables(variables)
+        if session_id is not None and values:
+            raise InvalidArgumentError("variables apply to a new session only: omit session_id to use them.")
+
+        async def begin(asker: elicitation.Asker) -> tuple[SessionRef, Run]:
+            uploads = await load_attachments(
+                attachments, local=caller.local, max_bytes=state.settings.max_attachment_bytes
+            )
+            if session_id is not None:
+                session = _session(caller, session_id, hint)
+                if session.kind != "flow":
+                    raise InvalidArgumentError(
+                        "session_id is a Flow Assistant session: continue it with ask, or omit session_id to start "
+                        "a session of the flow."
+                    )
+            else:
+                created = await caller.client.create_flow_session(flow, values, deadline=deadline)
+                session = SessionRef(created.session_id, "flow")
+
+            async def run() -> AskResult:
+                for upload in uploads:
+                    await caller.client.upload_attachment(
+                        session.id, upload.name, upload.content, upload.content_type, deadline=deadline
+                    )
+                return await state.runner.ask(
+                    caller,
+                    session,
+                    text,
+                    None,
+                    deadline=deadline,
+                    report=ctx.report_progress,
+                    hint=hint,
+                    new_session=session_id is None,
+                    answer=asker,
+                )
+
+            return session, run
+
+        text_of = partial(results.ask_text, kind="flow", flow_id=flow)
+        return await _whole_turn(
+            ctx, caller, hint, begin, deadline=deadline, continuing=session_id is not None, text_of=text_of
+        )
+
+
+async def respond(
+    ctx: Context[AppState],
+    session_id: SessionIdArg,
+    hook_id: HookIdArg,
+    message: ReplyArg,
+    form_data: FormDataArg = None,
+    timeout_seconds: TimeoutSecondsArg = None,
+) -> Annotated[CallToolResult, AskResult]:
+    """Answer a turn that is waiting for input (status "waiting_for_input" with a hook_id), then follow it on.
+
+    Pass the session_id and waiting_for.hook_id of the waiting result and your answer as `message`; for an
+    approval, "approve" or "reject: <reason>". A hook takes one answer. The result is like `ask`'s: the turn's
+    answer, or "running" with a cursor for `poll_events`.
+    """
+    state = _state(ctx)
+    started = time.monotonic()
+    hint = Hint(session_id=session_id)
+    async with _calling(ctx, "respond", hint) as caller:
+        session = _session(caller, session_id, hint)
+        hook, text, form = check_hook_id(hook_id), check_message(message), check_form_data(form_data)
+        deadline = started + _budget(state, timeout_seconds)
+        _touched(ctx, caller, session)
+        run = partial(
+            state.runner.respond,
+            caller,
+            session,
+            hook,
+            text,
+            form,
+            deadline=deadline,
+            report=ctx.report_progress,
+            hint=hint,
+        )
+        result = await _one_turn(state, caller, session, hint, run, continuing=True)
+        return _result(ctx, result, partial(results.ask_text, kind=session.kind))
+
+
+Run = Callable[[], Awaitable[AskResult]]
+
+
+async def _whole_turn(
+    ctx: Context[AppState],
     caller: Caller,
-    sid: str,
     hint: Hint,
-    run: Callable[[], Awaitable[AskResult]],
+    begin: Callable[[elicitation.Asker], Awaitable[tuple[SessionRef, Run]]],
     *,
+    deadline: float,
     continuing: bool,
-) -> AskResult:
-    """``run`` as the session's one turn, recording how it left the turn."""
-    async with state.runner.one_turn(caller, sid, continuing=continuing) as record:
-        try:
-            result = await run()
-        except anyio.get_cancelled_exc_class():
-            # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next ask checks it first.
-            record(hint.cursor)
-            raise
-        record(result.cursor if result.status == "running" else None)
-    return result
+    text_of: Callable[[AskResult], str],
+) -> CallToolResult | InputRequiredResult:
+    """A whole turn for ask and run_flow: ``begin`` (given who answers questions) names the session and the run.
+
+    A 2026-07-28 client calls again, with the same arguments, to bring the user's answer to the question the last
+    call returned: then the message was sent already, and the turn goes on from where it stopped.
+    """
+    state = _state(ctx)
+    carried = elicitation.carried(ctx)
+    asker = elicitation.Asker(ctx, state.settings, asked=carried.asked if carried else 0)
+    if carried is not None:
+        so_far = AskResult.model_validate(carried.so_far)
+        session = _session(caller, so_far.session_id, hint)
+        if carried.reply is None:
+            return _result(ctx, so_far, text_of)  # no answer: the turn still waits, as reported
+        run: Run = partial(
+            state.runner.resume,
+            caller,
+            session,
+            so_far,
+            (carried.question, carried.reply),
+            deadline=deadline,
+            report=ctx.report_progress,
+            hint=hint,
+            answer=asker,
+        )
+    else:
+        session, run = await begin(asker)
+    hint.session_id = caller.public(session)
+    _touched(ctx, caller, session)
+    result = await _one_turn(state, caller, session, hint, run, continuing=continuing or carried is not None)
+    if asker.deferred is not None and result.status == "waiting_for_input":
+        return asker.input_required(result)  # the client asks its user, then calls again with the answer
+    return _result(ctx, result, text_of)
 
 
 TOOLS: dict[Callable[..., Awaitable[CallToolResult | InputRequiredResult]], ToolAnnotations] = {
@@ -252,6 +424,9 @@ TOOLS: dict[Callable[..., Awaitable[CallToolResult | InputRequiredResult]], Tool
     invoke: ToolAnnotations(title="Send a message (returns at once)", open_world_hint=True),
     poll_events: ToolAnnotations(title="Fetch new events of a session", read_only_hint=True, open_world_hint=True),
     ask: ToolAnnotations(title="Ask the Flow Assistant", open_world_hint=True),
+    list_flows: ToolAnnotations(title="List published flows", read_only_hint=True, open_world_hint=True),
+    run_flow: ToolAnnotations(title="Run a published flow", open_world_hint=True),
+    respond: ToolAnnotations(title="Answer a waiting turn", open_world_hint=True),
 }
 """Every tool, in the order hosts list them, with its annotations."""
 
@@ -288,8 +463,37 @@ def _cursor_after(start: Cursor, batches: Batches, count: int, settle_ms: int) -
     return cursor
 
 
-def _touched(ctx: Context[AppState], caller: Caller, sid: str) -> None:
-    _state(ctx).sessions.touch(owner_of(caller), sid)
+async def _one_turn(
+    state: AppState, caller: Caller, session: SessionRef, hint: Hint, run: Run, *, continuing: bool
+) -> AskResult:
+    """``run`` as the session's one turn, recording how it left the turn (running: with its cursor)."""
+    async with state.runner.one_turn(caller, session, continuing=continuing) as record:
+        try:
+            result = await run()
+        except anyio.get_cancelled_exc_class():
+            # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next call checks it first.
+            record(hint.cursor)
+            raise
+        record(result.cursor if result.status == "running" else None)
+    return result
+
+
+def _session(caller: Caller, given: str, hint: Hint) -> SessionRef:
+    """The session the caller named; its kind goes into the hint, so that error texts name the right tools."""
+    session = caller.session(given)
+    hint.kind = session.kind
+    return session
+
+
+def _budget(state: AppState, timeout_seconds: float | None) -> float:
+    """Seconds a whole-turn tool follows its turn: ``timeout_seconds`` or FLOW_MCP_ASK_TIMEOUT."""
+    if timeout_seconds is None:
+        return state.settings.ask_timeout
+    return check_seconds("timeout_seconds", timeout_seconds, low=1, high=MAX_ASK_TIMEOUT_SECONDS)
+
+
+def _touched(ctx: Context[AppState], caller: Caller, session: SessionRef) -> None:
+    _state(ctx).sessions.touch(owner_of(caller), session)
 
 
 def owner_of(caller: Caller) -> str:
@@ -297,7 +501,7 @@ def owner_of(caller: Caller) -> str:
 
     A session handle is bound to exactly that identity, so the handle of a fixed name stands for it.
     """
-    return caller.public("sessions")
+    return caller.public(SessionRef("sessions"))
 
 
 def _state(ctx: Context[AppState]) -> AppState:
@@ -357,6 +561,9 @@ def _tool_errors(tool: str, hint: Hint) -> Iterator[None]:
                 cursor=hint.cursor,
                 invoking=hint.invoking,
                 key_header=hint.key_header,
+                kind=hint.kind,
+                flow_id=hint.flow_id,
+                resuming=hint.resuming,
             )
             raise ToolError(text) from None
         log.error("tool_crashed", tool=tool, error_type=type(error).__name__, exc_info=error)
