@@ -30,7 +30,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> s
     "args",
     [
         ["--help"],
-        *([command, "--help"] for command in ("serve", "sandbox", "demo", "ask", "check", "config")),
+        *([command, "--help"] for command in ("serve", "sandbox", "demo", "ask", "flows", "run", "check", "config")),
     ],
 )
 def test_every_command_has_help(args: list[str]) -> None:
@@ -65,7 +65,7 @@ def test_an_invalid_setting_names_its_variable_and_flag() -> None:
 def test_demo_runs_the_whole_path_and_shows_streamed_progress() -> None:
     done = run("demo", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Tools: ask, create_session, invoke, poll_events" in done.stdout
+    assert "Tools: ask, create_session, invoke, list_flows, poll_events, respond, run_flow" in done.stdout
     assert done.stdout.count("< answer:") == 2
     assert "… Calling tool search_docs" in done.stdout
 
