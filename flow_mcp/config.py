@@ -183,6 +183,25 @@ class Settings(BaseSettings):
         validation_alias="FLOW_MCP_ELICITATION_TIMEOUT",
         description="Seconds the user has to answer such a question; after that the turn is returned waiting.",
     )
+    flow_tools: str = Field(
+        default="",
+        validation_alias="FLOW_MCP_FLOW_TOOLS",
+        description="Published flows that become tools of their own (flow_<name>): 'all', or a comma list of flow "
+        "ids and name globs (case-insensitive); empty: none.",
+    )
+    flow_tools_exclude: str = Field(
+        default="",
+        validation_alias="FLOW_MCP_FLOW_TOOLS_EXCLUDE",
+        description="Published flows left out of FLOW_MCP_FLOW_TOOLS, in the same form.",
+    )
+    flow_tools_ttl: float = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        validation_alias="FLOW_MCP_FLOW_TOOLS_TTL",
+        description="Seconds between re-reads of the published flows behind the flow tools; a change notifies "
+        "connected clients.",
+    )
     token: SecretStr | None = Field(
         default=None,
         validation_alias="FLOW_MCP_TOKEN",
@@ -248,6 +267,12 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
             raise ValueError(f"needs at least {MIN_SECRET_CHARS} characters; {HOW_TO_MAKE_ONE}")
         return value
+
+    @field_validator("flow_tools", "flow_tools_exclude")
+    @classmethod
+    def _flow_list(cls, value: str) -> str:
+        # One spelling of a list: items stripped, empty ones dropped ("a, ,b" is "a,b").
+        return ",".join(item.strip() for item in value.split(",") if item.strip())
 
     @field_validator("workspace_id")
     @classmethod

@@ -30,7 +30,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> s
     "args",
     [
         ["--help"],
-        *([command, "--help"] for command in ("serve", "sandbox", "demo", "ask", "check", "config")),
+        *([command, "--help"] for command in ("serve", "sandbox", "demo", "ask", "flows", "run", "check", "config")),
     ],
 )
 def test_every_command_has_help(args: list[str]) -> None:

@@ -21,7 +21,6 @@ from .test_elicitation import answering, in_memory
 pytestmark = pytest.mark.anyio
 
 FAQ, SUPPORT, SALES_DASH, SALES, SCHEDULER, EMAIL, ECHO, REPORT = (flow.id for flow in DEFAULT_FLOWS)
-TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 POLL = re.compile(r'poll_events\(session_id="([^"]+)", cursor="([^"]+)"')
 RESPOND = re.compile(r'respond\(session_id="([^"]+)", hook_id="([^"]+)"')
 
@@ -72,7 +71,7 @@ async def poll_to_the_end(client: Client, session_id: str, cursor: str) -> tuple
 # -- list_flows ------------------------------------------------------------------------------------------------
 
 
-async def test_list_flows_gives_every_published_flow_with_its_hint_and_a_host_safe_tool_name(client: Client) -> None:
+async def test_list_flows_gives_every_published_flow_with_its_hint(client: Client) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert tools["list_flows"].annotations is not None and tools["list_flows"].annotations.read_only_hint
     result = await client.call_tool("list_flows", {})
@@ -80,12 +79,9 @@ async def test_list_flows_gives_every_published_flow_with_its_hint_and_a_host_sa
     assert [flow["flow_id"] for flow in body["flows"]] == [flow.id for flow in DEFAULT_FLOWS] and not body["more"]
     faq = body["flows"][0]
     assert (faq["name"], faq["input_hint"]) == ("FAQ Bot (EN)", "Ask a question about our products")
-    names = [flow["tool_name"] for flow in body["flows"]]
-    assert all(TOOL_NAME.fullmatch(name) for name in names) and len(set(names)) == len(names)
-    assert names[1].startswith("zakaznicka_podpora_")  # accents folded, the check mark dropped
+    # Without FLOW_MCP_FLOW_TOOLS no flow has a tool of its own (test_flow_tools.py covers the names then).
+    assert all(flow["tool_name"] is None for flow in body["flows"])
     assert "FAQ Bot (EN)" in text_of(result) and FAQ in text_of(result)
-    again = body_of(await client.call_tool("list_flows", {}))
-    assert [flow["tool_name"] for flow in again["flows"]] == names  # stable
 
 
 async def test_list_flows_filters_on_name_or_description_ignoring_case(client: Client) -> None:

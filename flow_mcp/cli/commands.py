@@ -1,4 +1,5 @@
-"""The ``flow-mcp`` command: serve (MCP over stdio or streamable HTTP), sandbox, demo, ask, check and config."""
+"""The ``flow-mcp`` command: serve (MCP over stdio or streamable HTTP), sandbox, demo, ask, flows, run, check and
+config."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ log = structlog.get_logger()
 
 # Flag -> Settings field: every setting has a flag, named after its field; the flag wins over the environment.
 SETTING_FLAGS: dict[str, str] = {f"--{name.replace('_', '-')}": name for name in Settings.model_fields}
-_COMMANDS = ("serve", "sandbox", "demo", "ask", "check", "config")
+_COMMANDS = ("serve", "sandbox", "demo", "ask", "flows", "run", "check", "config")
 _HTTP = HttpOptions()
 
 
@@ -130,6 +131,29 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--sandbox", action="store_true", help="use a built-in FlowHunt simulator: no account needed")
     ask.set_defaults(run=_ask)
 
+    flows = commands.add_parser("flows", parents=[settings_flags], help="list the published flows: name, id, input")
+    flows.add_argument("query", nargs="?", default=None, help="only flows with this in their name or description")
+    flows.add_argument("--sandbox", action="store_true", help="use a built-in FlowHunt simulator: no account needed")
+    flows.set_defaults(run=_flows)
+
+    run = commands.add_parser(
+        "run", parents=[settings_flags], help="one turn of a published flow from a terminal, with live progress"
+    )
+    run.add_argument("flow", metavar="FLOW", help="the flow: its id or its exact name (see flow-mcp flows)")
+    run.add_argument("message", help="the input for the flow")
+    run.add_argument("--session", dest="session_id", default=None, help="continue this flow session")
+    run.add_argument(
+        "--var",
+        dest="variables",
+        action="append",
+        type=_variable,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable of the flow, for a new session (repeatable)",
+    )
+    run.add_argument("--sandbox", action="store_true", help="use a built-in FlowHunt simulator: no account needed")
+    run.set_defaults(run=_run)
+
     check = commands.add_parser(
         "check", parents=[settings_flags], help="verify key, base URL, workspace and a session round trip"
     )
@@ -167,6 +191,13 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
     return port
+
+
+def _variable(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name.strip(), value
 
 
 def _path(text: str) -> str:
@@ -318,24 +349,28 @@ def _host_config(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    from flow_mcp.cli.turns import ask_once
+
     settings = _settings(args)
     # The terminal shows progress and the answer; log lines only for problems.
     _configure(settings, "warning", "console")
     with _maybe_sandbox(settings, args.sandbox) as settings:
-        return anyio.run(_ask_once, settings, args.message, args.session_id)
+        return anyio.run(ask_once, settings, args.message, args.session_id)
 
 
-async def _ask_once(settings: Settings, message: str, session_id: str | None) -> int:
-    from mcp import Client
+def _flows(args: argparse.Namespace) -> int:
+    from flow_mcp.cli.turns import list_flows
 
-    from flow_mcp.cli.demo import ask_showing_progress
-    from flow_mcp.server.app import build_server
+    settings = _settings(args)
+    _configure(settings, "warning", "console")
+    with _maybe_sandbox(settings, args.sandbox) as settings:
+        return anyio.run(list_flows, settings, args.query)
 
-    async with Client(build_server(settings)) as client:
-        result = await ask_showing_progress(client, message, session_id, sys.stderr.write)
-    text = "\n".join(getattr(block, "text", "") for block in result.content)
-    (sys.stderr if result.is_error else sys.stdout).write(text + "\n")
-    if result.is_error:
-        return 1
-    status = (result.structured_content or {}).get("status")
-    return 0 if status in ("completed", "waiting_for_input", "running") else 1
+
+def _run(args: argparse.Namespace) -> int:
+    from flow_mcp.cli.turns import run_flow
+
+    settings = _settings(args)
+    _configure(settings, "warning", "console")
+    with _maybe_sandbox(settings, args.sandbox) as settings:
+        return anyio.run(run_flow, settings, args.flow, args.message, args.session_id, dict(args.variables))

@@ -8,9 +8,6 @@ so does a bound on the number of pages.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +23,6 @@ log = get_logger()
 PAGE_SIZE = 100  # FlowHunt's own default page
 MAX_PAGES = 50  # 5,000 flows; a listing that goes on is cut there, and says it has more
 _DETAILS_AT_ONCE = 8
-MAX_TOOL_NAME = 64  # hosts refuse tool names that do not match ^[a-zA-Z0-9_-]{1,64}$
-_NOT_A_NAME = re.compile(r"[^A-Za-z0-9]+")
 
 
 async def pages(
@@ -86,18 +81,6 @@ async def details(
         for flow in flows:
             tasks.start_soon(fetch, flow.id)
     return found
-
-
-def tool_name(flow_id: str, name: str) -> str:
-    """A name a host accepts for a tool that runs this flow: the name in ASCII, plus a digest of the id.
-
-    The digest keeps two flows of one name apart ("Sales Bot", "Sales-Bot") and depends on nothing else, so a
-    flow keeps its tool name whatever other flows come and go.
-    """
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    digest = hashlib.sha256(flow_id.encode("utf-8", "surrogatepass")).hexdigest()[:6]
-    slug = _NOT_A_NAME.sub("_", ascii_name).strip("_").lower()[: MAX_TOOL_NAME - len(digest) - 1].rstrip("_")
-    return f"{slug or 'flow'}_{digest}"
 
 
 @dataclass(frozen=True)

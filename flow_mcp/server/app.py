@@ -23,6 +23,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, Server
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http import REQUEST_CANCELLED
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
@@ -39,6 +40,7 @@ from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.arguments import argument_errors
 from flow_mcp.server.callers import Access, HttpAccess
 from flow_mcp.server.elicitation import state_security
+from flow_mcp.server.flowtools import flow_tools_middleware, running_flow_tools
 from flow_mcp.server.resources import register_resources, session_resources
 from flow_mcp.server.runner import CallKey, Drain, TurnRunner
 from flow_mcp.server.tools import TOOLS, AppState, caller_for, caller_of, owner_of
@@ -77,10 +79,16 @@ def build_server(
     makes every HTTP request need a bearer token it accepts.
     """
 
+    bus = InMemorySubscriptionBus()  # subscriptions/listen streams (2026-07-28), told when the flow tools change
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with Access(settings, client_factory, http) as access:
-            yield AppState(settings=settings, access=access, runner=TurnRunner(settings, drain or Drain()))
+        async with (
+            Access(settings, client_factory, http) as access,
+            running_flow_tools(settings, access, bus) as flow_tools,
+        ):
+            runner = TurnRunner(settings, drain or Drain())
+            yield AppState(settings=settings, access=access, runner=runner, flow_tools=flow_tools)
 
     mcp = _FlowServer(
         "flow-mcp",
@@ -93,7 +101,9 @@ def build_server(
         auth=AuthSettings(issuer_url=AnyHttpUrl("http://localhost"), resource_server_url=None)
         if token_verifier
         else None,
-        middleware=[_stop_when_cancelled, _argument_texts, _with_session_resources],
+        subscriptions=bus,
+        # Flow tools before argument texts: a flow tool's call reaches the rest as the run_flow call it stands for.
+        middleware=[_stop_when_cancelled, flow_tools_middleware, _argument_texts, _with_session_resources],
         request_state_security=state_security(settings, http),
     )
     for tool, hints in TOOLS.items():

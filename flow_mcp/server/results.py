@@ -94,7 +94,9 @@ class FlowInfo(BaseModel):
     name: str
     description: str
     input_hint: str | None = Field(default=None, description="What the flow expects as its message, if it says.")
-    tool_name: str | None = Field(default=None, description="A stable tool-safe name for the flow.")
+    tool_name: str | None = Field(
+        default=None, description="The tool of its own that runs this flow, if the server offers one (flow tools)."
+    )
 
 
 class ListFlowsResult(BaseModel):

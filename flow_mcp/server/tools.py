@@ -25,7 +25,7 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError, InvalidArgumentError
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.events import Event, normalize
-from flow_mcp.flowhunt.flows import details, find_flows, tool_name
+from flow_mcp.flowhunt.flows import details, find_flows
 from flow_mcp.flowhunt.follow import now_ms
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import rate_lane
@@ -68,6 +68,7 @@ from flow_mcp.server.arguments import (
     load_attachments,
 )
 from flow_mcp.server.callers import Access, Caller, SessionRef
+from flow_mcp.server.flowtools import FlowTools
 from flow_mcp.server.results import (
     AskResult,
     CreateSessionResult,
@@ -93,6 +94,7 @@ class AppState:
     runner: TurnRunner
     sessions: RecentSessions = field(default_factory=lambda: RecentSessions())
     calls: CallsInFlight = field(default_factory=lambda: CallsInFlight())
+    flow_tools: FlowTools | None = None  # FLOW_MCP_FLOW_TOOLS: flows as tools of their own
 
 
 async def create_session(
@@ -255,13 +257,14 @@ async def list_flows(
         deadline = time.monotonic() + state.settings.ask_timeout
         found, more = await find_flows(caller.client, wanted, most, deadline=deadline)
         detail = await details(caller.client, found, deadline=deadline)
+        tool_names = state.flow_tools.names(ctx.headers) if state.flow_tools else {}
         flows = [
             FlowInfo(
                 flow_id=flow.id,
                 name=flow.name,
                 description=flow.description,
                 input_hint=detail[flow.id].try_flow_input_placeholder if flow.id in detail else None,
-                tool_name=tool_name(flow.id, flow.name),
+                tool_name=tool_names.get(flow.id),
             )
             for flow in found
         ]
