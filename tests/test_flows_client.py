@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from flow_mcp.errors import HookNotResumedError, InvalidArgumentError, NotResumableError, OutOfCreditsError, ServerError
+from flow_mcp.errors import HookNotResumedError, InvalidArgumentError, OutOfCreditsError
 from flow_mcp.flowhunt.client import FlowHuntClient
-from flow_mcp.flowhunt.cursor import Cursor
-from flow_mcp.flowhunt.flows import MAX_TOOL_NAME, find_flows, pages, tool_name
+from flow_mcp.flowhunt.flows import find_flows, pages
 from flow_mcp.flowhunt.follow import follow
 from flow_mcp.flowhunt.resume import find_hook, reply_to, resume
 from flow_mcp.flowhunt.send import send_message
@@ -79,79 +78,6 @@ async def test_a_flows_detail_carries_its_input_hint(flowhunt: FlowHuntClient) -
     assert detail.try_flow_input_placeholder == "Ask a question about our products" and detail.detailed_description
     with pytest.raises(InvalidArgumentError):
         await flowhunt.get_flow("../v3/flow-assistants/create")
-
-
-def test_tool_names_are_host_safe_stable_and_tell_twins_apart() -> None:
-    long = "Quarterly Revenue Report Generator for the Central European Sales Region — Detailed Edition"
-    names = [tool_name("a", "Sales Bot"), tool_name("b", "Sales-Bot"), tool_name("c", long), tool_name("d", "日本語")]
-    assert all(len(name) <= MAX_TOOL_NAME and name.replace("_", "").isalnum() and name.isascii() for name in names)
-    assert names[0] != names[1] and names[0].startswith("sales_bot_") and names[3].startswith("flow_")
-    assert tool_name("a", "Sales Bot") == names[0]
-
-
-async def test_an_attachment_is_uploaded_once_as_multipart(sandbox: SandboxServer, flowhunt: FlowHuntClient) -> None:
-    session_id = (await flowhunt.create_flow_session(FAQ)).session_id
-    attached = await flowhunt.upload_attachment(session_id, "a b.txt", b"hello", "text/plain")
-    assert (attached.file_name, attached.file_type) == ("a b.txt", "text/plain") and attached.file_id
-    sandbox.state.update_config({"rate_500": 1.0, "fault_only": "/attachments"})
-    with pytest.raises(ServerError):
-        await flowhunt.upload_attachment(session_id, "again.txt", b"x", "text/plain")
-    assert len(log_of(sandbox, "flow_attach")) == 2  # a 500 may come after the upload: not sent again
-
-
-async def test_a_hook_is_resumed_once_and_a_second_answer_says_already_received(
-    sandbox: SandboxServer, flowhunt: FlowHuntClient
-) -> None:
-    session_id, hook_id = await waiting_session(flowhunt, SCHEDULER)
-    waiting = await find_hook(flowhunt, session_id, hook_id, kind="flow", deadline=deadline())
-    assert waiting.asked is not None and waiting.asked.action_type == "hook_waiting_for_input"
-    resumed = await resume(
-        flowhunt, session_id, hook_id, "Monday", None, kind="flow", start=waiting.cursor, settle_ms=SETTLE_MS
-    )
-    assert not resumed.recovered
-    with pytest.raises(HookNotResumedError) as twice:
-        await resume(flowhunt, session_id, hook_id, "Tuesday", None, kind="flow", start=waiting.cursor, settle_ms=0)
-    assert twice.value.status == "already_received"
-
-
-async def test_a_500_after_the_resume_took_effect_is_recovered_from_the_turn_going_on_without_a_second_resume(
-    sandbox: SandboxServer, flowhunt: FlowHuntClient
-) -> None:
-    session_id, hook_id = await waiting_session(flowhunt, SCHEDULER)
-    waiting = await find_hook(flowhunt, session_id, hook_id, kind="flow", deadline=deadline())
-    sandbox.state.update_config({"rate_500": 1.0, "fault_only": "/resume-hook"})
-    resumed = await resume(
-        flowhunt, session_id, hook_id, "Monday", None, kind="flow", start=waiting.cursor, settle_ms=SETTLE_MS,
-        deadline=deadline(),
-    )  # fmt: skip
-    assert resumed.recovered and resumed.events
-    session = sandbox.state.get_session(session_id)
-    assert session is not None and [r["status"] for r in sandbox.state.session_resumes(session)] == ["resumed"]
-
-
-async def test_a_503_before_the_resume_is_retried_and_the_hook_is_answered_once(
-    sandbox: SandboxServer, flowhunt: FlowHuntClient
-) -> None:
-    session_id, hook_id = await waiting_session(flowhunt, SCHEDULER)
-    sandbox.state.update_config({"rate_503": 0.5, "fault_only": "/resume-hook", "seed": 3})
-    waiting = await find_hook(flowhunt, session_id, hook_id, kind="flow", deadline=deadline())
-    await resume(flowhunt, session_id, hook_id, "Monday", None, kind="flow", start=waiting.cursor, settle_ms=0)
-    statuses = [entry["status"] for entry in log_of(sandbox, "flow_resume_hook")]
-    assert 503 in statuses and statuses[-1] == 200
-    session = sandbox.state.get_session(session_id)
-    assert session is not None and [r["status"] for r in sandbox.state.session_resumes(session)] == ["resumed"]
-
-
-async def test_an_assistant_session_that_refuses_resume_hook_is_not_resumable(
-    sandbox: SandboxServer, flowhunt: FlowHuntClient
-) -> None:
-    sandbox.state.update_config({"assistant_resume": "422"})
-    session_id = (await flowhunt.create_session()).session_id
-    with pytest.raises(NotResumableError) as refused:
-        await resume(
-            flowhunt, session_id, "hook-1", "x", None, kind="assistant", start=Cursor(timestamp=0), settle_ms=0
-        )
-    assert refused.value.status_code == 422
 
 
 def test_an_approval_is_read_from_the_first_word_of_the_message() -> None:
