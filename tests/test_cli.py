@@ -66,8 +66,11 @@ def test_demo_runs_the_whole_path_and_shows_streamed_progress() -> None:
     done = run("demo", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Tools: ask, create_session, invoke, list_flows, poll_events, respond, run_flow" in done.stdout
-    assert done.stdout.count("< answer:") == 2
+    assert done.stdout.count("< answer:") == 3
     assert "… Calling tool search_docs" in done.stdout
+    # The published flow asks its question; the demo's client answers it inline and the flow finishes with it.
+    assert "? the flow asks the user:" in done.stdout
+    assert 'You answered: "Tuesday at 10:00"' in done.stdout
 
 
 def test_ask_from_a_terminal_prints_progress_to_stderr_and_the_answer_to_stdout() -> None:
