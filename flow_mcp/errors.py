@@ -9,6 +9,7 @@ Every failure of a FlowHunt call is translated once, in ``client.py``, into one 
     │   └── MissingKeyError         no FlowHunt API key at all
     └── FlowHuntError               anything that went wrong talking to FlowHunt
         ├── NotDeliveredError       invoke failed and the message is not in the session (safe to resend)
+        ├── UploadFailedError       an attachment upload failed; says which session and whether it may be there
         ├── HookNotResumedError     resume-hook answered, but the hook was not resumed (already answered, ...)
         ├── NotResumableError       FlowHunt refuses resume-hook for this session (answer in FlowHunt)
         ├── TransportError          no usable HTTP response (connect, timeout, reset)
@@ -55,6 +56,10 @@ class MissingKeyError(ConfigurationError):
 
 class FlowHuntError(FlowMCPError):
     """A FlowHunt call failed."""
+
+
+class UploadFailedError(FlowHuntError):
+    """An attachment could not be uploaded; its text names the session and whether the file may be there."""
 
 
 class NotDeliveredError(FlowHuntError):

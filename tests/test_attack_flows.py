@@ -37,24 +37,43 @@ async def test_upload_500_error_does_not_invite_a_retry_that_attaches_twice(sand
         assert "may have" in text_of(failed), text_of(failed)
 
 
-async def test_failed_upload_names_the_session_it_created(sandbox: SandboxServer) -> None:
+async def test_an_attachment_name_flowhunt_would_refuse_is_refused_before_a_session_is_created(
+    sandbox: SandboxServer,
+) -> None:
     async with Client(build_server(settings_for(sandbox))) as client:
         result = await client.call_tool(
             "run_flow",
-            {"flow_id": ECHO, "message": "hi", "attachments": [{"name": "x" * 5000 + ".txt", "content_base64": "aGk="}]},
+            {
+                "flow_id": ECHO,
+                "message": "hi",
+                "attachments": [{"name": "x" * 5000 + ".txt", "content_base64": "aGk="}],
+            },
+        )
+    created = [e for e in sandbox.state.request_log() if e["kind"] == "flow_session_create"]
+    assert result.is_error and not created  # docs: "All checks happen before anything is created"
+
+
+async def test_a_failed_upload_names_the_session_it_created(sandbox: SandboxServer) -> None:
+    httpx2.post(f"{sandbox.url}/_sandbox/config", json={"rate_500": 1.0, "fault_only": "/attachments"})
+    async with Client(build_server(settings_for(sandbox))) as client:
+        result = await client.call_tool(
+            "run_flow", {"flow_id": ECHO, "message": "hi", "attachments": [{"name": "a.txt", "content_base64": "aGk="}]}
         )
     created = [e for e in sandbox.state.request_log() if e["kind"] == "flow_session_create"]
     assert result.is_error and len(created) == 1
-    # Either refused before anything is created (docs: "All checks happen before anything is created"),
-    # or the error names the session now open at FlowHunt so it can be continued.
-    assert "flow." in text_of(result), text_of(result)
+    # The session is open at FlowHunt: the error names it, so the caller goes on there instead of orphaning it.
+    assert "flow." in text_of(result) and "The message was not sent" in text_of(result), text_of(result)
 
 
 async def test_attachment_name_with_directories_is_not_sent_as_is(sandbox: SandboxServer) -> None:
     async with Client(build_server(settings_for(sandbox))) as client:
         result = await client.call_tool(
             "run_flow",
-            {"flow_id": ECHO, "message": "hi", "attachments": [{"name": "../../etc/cron.d/x.txt", "content_base64": "aGk="}]},
+            {
+                "flow_id": ECHO,
+                "message": "hi",
+                "attachments": [{"name": "../../etc/cron.d/x.txt", "content_base64": "aGk="}],
+            },
         )
     assert result.is_error or "../" not in text_of(result), text_of(result)
 

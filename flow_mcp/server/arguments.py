@@ -279,7 +279,21 @@ async def _load(item: dict[str, str], *, local: bool, max_bytes: int) -> FlowUpl
         )
     if len(content) > max_bytes:
         raise _too_large(name, max_bytes)
-    return FlowUpload(name=name, content=content, content_type=content_type)
+    return FlowUpload(name=_file_name(name), content=content, content_type=content_type)
+
+
+_MAX_FILE_NAME = 255
+
+
+def _file_name(name: str) -> str:
+    """The name FlowHunt gets: the last part of what was given (no directories), printable, of a sane length."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not base or base in (".", "..") or len(base) > _MAX_FILE_NAME or not base.isprintable():
+        raise InvalidArgumentError(
+            f"Attachment name {name[:80]!r} is not a file name: give a plain name of 1-{_MAX_FILE_NAME} printable "
+            "characters with an extension, such as report.pdf."
+        )
+    return base
 
 
 def _content_type(name: str) -> str:

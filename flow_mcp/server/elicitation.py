@@ -35,6 +35,7 @@ from flow_mcp.flowhunt.digest import truncate
 from flow_mcp.flowhunt.hooks import MAX_ANSWERS, RESUME_MESSAGE_MAX, Question, Reply, approval_reply
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.callers import HttpAccess, server_secret
+from flow_mcp.server.results import ANSWER_UNUSABLE
 
 log = get_logger()
 
@@ -107,6 +108,7 @@ class Asker:
         self._settings = settings
         self._asked = asked  # questions asked earlier in this chain of calls (2026-07-28)
         self.deferred: Question | None = None
+        self.note: str | None = None  # why an answer the user gave was not used
 
     async def __call__(self, question: Question) -> Reply | None:
         if not self._settings.elicitation or self._asked >= MAX_ANSWERS or not can_ask(self._ctx):
@@ -125,9 +127,15 @@ class Asker:
                 answer = await self._ctx.elicit(message, form)
             except (MCPError, ValueError) as error:  # refused by the client, no back-channel, or content off-form
                 log.info("elicitation_failed", error_type=type(error).__name__)
+                # The SDK raises ValueError for an accepted answer that does not fit the form.
+                self.note = ANSWER_UNUSABLE if isinstance(error, ValueError) else None
                 return None
             log.info("elicitation_answered", action=answer.action)
-            return reply_of(question, answer.data) if isinstance(answer, AcceptedElicitation) else None
+            if not isinstance(answer, AcceptedElicitation):
+                return None
+            reply = reply_of(question, answer.data)
+            self.note = None if reply is not None else ANSWER_UNUSABLE
+            return reply
         log.info("elicitation_timed_out")
         return None
 
@@ -156,6 +164,7 @@ class Carried(BaseModel):
     asked: int = Field(description="Questions asked so far in this chain of calls, to bound it.")
     answer_by: float = Field(description="Epoch seconds after which an answer is not used.")
     reply: Reply | None = None  # filled in from the client's answer, never carried
+    unusable: bool = False  # the user accepted with an answer that does not fit the form; never carried
 
 
 def carried(ctx: Context[Any]) -> Carried | None:
@@ -178,6 +187,7 @@ def carried(ctx: Context[Any]) -> Carried | None:
         log.info("elicitation_answered", action=answer.action)
         if answer.action == "accept":
             state.reply = reply_of(state.question, answer.content)
+            state.unusable = state.reply is None
     return state
 
 

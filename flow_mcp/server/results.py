@@ -108,6 +108,10 @@ class ListFlowsResult(BaseModel):
 
 
 RESUME_REFUSED = "FlowHunt does not let this session's question be answered through its API."
+ANSWER_UNUSABLE = (
+    "The user's answer did not fit the question's form (empty, too long, or of the wrong kind), so nothing was sent "
+    "to FlowHunt: ask the user again, or answer with respond."
+)
 
 
 def continue_hint(session_id: str, cursor: str, wait_seconds: int = 30) -> str:

@@ -22,10 +22,10 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import BaseModel
 
 from flow_mcp.config import Settings
-from flow_mcp.errors import FlowMCPError, InvalidArgumentError
+from flow_mcp.errors import FlowHuntError, FlowMCPError, InvalidArgumentError, UploadFailedError, may_have_arrived
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.events import Event, normalize
-from flow_mcp.flowhunt.flows import details, find_flows
+from flow_mcp.flowhunt.flows import FlowUpload, details, find_flows
 from flow_mcp.flowhunt.follow import now_ms
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import rate_lane
@@ -70,6 +70,7 @@ from flow_mcp.server.arguments import (
 from flow_mcp.server.callers import Access, Caller, SessionRef
 from flow_mcp.server.flowtools import FlowTools
 from flow_mcp.server.results import (
+    ANSWER_UNUSABLE,
     AskResult,
     CreateSessionResult,
     FlowInfo,
@@ -314,10 +315,13 @@ async def run_flow(
                 session = SessionRef(created.session_id, "flow")
 
             async def run() -> AskResult:
-                for upload in uploads:
-                    await caller.client.upload_attachment(
-                        session.id, upload.name, upload.content, upload.content_type, deadline=deadline
-                    )
+                for done, upload in enumerate(uploads):
+                    try:
+                        await caller.client.upload_attachment(
+                            session.id, upload.name, upload.content, upload.content_type, deadline=deadline
+                        )
+                    except FlowHuntError as error:
+                        raise _upload_failed(error, caller.public(session), upload.name, uploads[:done]) from None
                 return await state.runner.ask(
                     caller,
                     session,
@@ -399,8 +403,9 @@ async def _whole_turn(
     if carried is not None:
         so_far = AskResult.model_validate(carried.so_far)
         session = _session(caller, so_far.session_id, hint)
-        if carried.reply is None:
-            return _result(ctx, so_far, text_of)  # no answer: the turn still waits, as reported
+        if carried.reply is None:  # no usable answer: the turn still waits, as reported
+            so_far = so_far.model_copy(update={"note": ANSWER_UNUSABLE}) if carried.unusable else so_far
+            return _result(ctx, so_far, text_of)
         run: Run = partial(
             state.runner.resume,
             caller,
@@ -419,6 +424,8 @@ async def _whole_turn(
     result = await _one_turn(state, caller, session, hint, run, continuing=continuing or carried is not None)
     if asker.deferred is not None and result.status == "waiting_for_input":
         return asker.input_required(result)  # the client asks its user, then calls again with the answer
+    if asker.note and result.status == "waiting_for_input" and result.note is None:
+        result = result.model_copy(update={"note": asker.note})
     return _result(ctx, result, text_of)
 
 
@@ -583,3 +590,17 @@ def _leaf(error: BaseException) -> BaseException:
             (e for e in error.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())), error.exceptions[0]
         )
     return error
+
+
+def _upload_failed(error: FlowHuntError, session_id: str, name: str, attached: Sequence[FlowUpload]) -> FlowHuntError:
+    """What a caller needs after a failed upload: which session holds what, and whether the file may be there."""
+    already = f" {', '.join(repr(u.name) for u in attached)} attached before it." if attached else ""
+    maybe = (
+        f" FlowHunt may have taken {name!r} all the same (it can fail after taking a file): do not attach it again."
+        if may_have_arrived(error)
+        else f" FlowHunt did not take {name!r}."
+    )
+    return UploadFailedError(
+        f"Attaching {name!r} to flow session {session_id} failed: {error}.{already}{maybe} The message was not sent: "
+        f'go on in that session with run_flow(flow_id=..., message=..., session_id="{session_id}", attachments=...).'
+    )
