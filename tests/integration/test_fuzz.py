@@ -1,9 +1,10 @@
 """Fuzzing: every tool argument and every upstream answer, however odd, ends in a result or a clear error.
 
 Tool arguments go through a real MCP client to a server on a real sandbox (which records each path it is
-asked for); upstream answers come from a scripted server (tests/upstream.py) that sends any bytes, status
-and headers. The MCP server and the client live in an anyio blocking portal, so hypothesis drives plain
-synchronous test functions and every example reuses one server.
+asked for); upstream answers come from a scripted server (tests/support/upstream.py) that sends any bytes,
+status and headers. The MCP server and the client live in an anyio blocking portal, so hypothesis drives plain
+synchronous test functions and every example reuses one server. The same through a stdio server process:
+tests/e2e/test_fuzz_stdio.py.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,7 +23,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 from pydantic import SecretStr, ValidationError
 
 from flow_mcp.config import Settings
@@ -35,9 +34,9 @@ from flow_mcp.flowhunt.wire import AI_MODELS, RawEvent
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
 from flow_mcp.server.app import build_server
 
-from .conftest import FAST_PACING, server_env, settings_for
-from .test_stdio import SECRET_KEY, teed_server
-from .upstream import Scripted, Upstream
+from ..support.fuzzing import EXPECTED_PATH, assert_handled
+from ..support.servers import SECRET_KEY, settings_for, text_of
+from ..support.upstream import Scripted, Upstream
 
 CALL_LIMIT_S = 30
 FUZZ = settings(
@@ -45,30 +44,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
-EXPECTED_PATH = re.compile(
-    r"/v2/auth/me|/v3/flow-assistants/create"
-    r"|/v3/flow-assistants/[A-Za-z0-9_-]{1,128}/(invoke|invocation_response/[0-9]{1,20})"
-)
-
 # -- shared helpers ---------------------------------------------------------------------------------
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-def assert_handled(result: CallToolResult, tool: str) -> None:
-    """A normal result, or a tool error with one clear text block; never a crash of flow_mcp or the SDK."""
-    assert isinstance(result, CallToolResult)
-    text = text_of(result)
-    if not result.is_error:
-        assert result.structured_content is not None, text
-        return
-    assert len(result.content) == 1 and isinstance(result.content[0], TextContent), result.content
-    assert text.strip()
-    assert "Traceback" not in text, text
-    assert "internal error" not in text, text  # the text of server._tool_errors' crash branch
-    assert text.strip() != f"Error executing tool {tool}", "the SDK's text for an exception that escaped the tool"
 
 
 @contextmanager
@@ -243,64 +219,6 @@ def test_fuzzed_tool_arguments_end_in_a_result_or_a_clear_error_and_touch_only_e
         paths = [entry["path"] for entry in sandbox.state.request_log()]
     unexpected = [path for path in paths if not EXPECTED_PATH.fullmatch(path)]
     assert not unexpected
-
-
-NASTY_CALLS: list[tuple[str, dict[str, Any]]] = [
-    ("create_session", {"context_flow_id": "../../v2/auth/me?x=1#y\x00\n", "start_with_welcome_message": "yes"}),
-    ("create_session", {"context_flow_id": 12, "bogus": None}),
-    ("invoke", {"session_id": "../invoke", "message": "hi"}),
-    ("invoke", {"session_id": "abc%2F..%2Fx", "message": "hi"}),
-    ("invoke", {"session_id": "abc\n", "message": "hi"}),
-    ("invoke", {"session_id": "a" * 129, "message": "hi"}),
-    ("invoke", {"session_id": "abc", "message": "x" * 70_000}),
-    ("invoke", {"session_id": "abc", "message": "hi", "ai_model": "gpt-9"}),
-    ("invoke", {"message": "hi"}),
-    ("poll_events", {"session_id": "abc?x=1", "cursor": "0"}),
-    ("poll_events", {"session_id": "abc#frag", "cursor": "0"}),
-    ("poll_events", {"session_id": "abc\x00", "cursor": "0"}),
-    ("poll_events", {"session_id": "abc", "cursor": "../0"}),
-    ("poll_events", {"session_id": "abc", "cursor": "999999999999999999999"}),
-    ("poll_events", {"session_id": "abc", "cursor": "c1.!!"}),
-    ("poll_events", {"session_id": "abc", "cursor": "0", "wait_seconds": 1e308}),
-    ("poll_events", {"session_id": "abc", "cursor": "0", "wait_seconds": [1]}),
-    ("poll_events", {"session_id": ["abc"], "cursor": 0}),
-    ("ask", {"message": ""}),
-    ("ask", {"message": " \n\t "}),
-    ("ask", {"message": "hi", "session_id": "../../create"}),
-    ("ask", {"message": "hi", "session_id": "abc", "context_flow_id": "f"}),
-    ("ask", {"message": "hi", "timeout_seconds": -1}),
-    ("ask", {"message": "hi", "timeout_seconds": 10**30}),
-    ("ask", {"message": {"text": "hi"}}),
-    ("ask", {}),
-]
-
-
-@pytest.mark.anyio
-async def test_nasty_arguments_through_a_stdio_server_leak_no_secret_and_keep_stdout_json_rpc(tmp_path: Path) -> None:
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    with SandboxServer(SandboxConfig(pacing=FAST_PACING, seed=17, api_key=SECRET_KEY)) as sandbox:
-        env = server_env(sandbox, FLOW_MCP_LOG_LEVEL="debug")
-        results: list[CallToolResult] = []
-        with anyio.fail_after(90):
-            async with Client(teed_server(env, out, err)) as client:
-                for tool, args in NASTY_CALLS:
-                    result = await client.call_tool(tool, args)
-                    assert_handled(result, tool)
-                    results.append(result)
-                results.append(await client.call_tool("ask", {"message": "still there?"}))
-                assert not results[-1].is_error, text_of(results[-1])
-        paths = [entry["path"] for entry in sandbox.state.request_log()]
-    assert all(EXPECTED_PATH.fullmatch(path) for path in paths), paths
-    assert_clean_channel(out, err, results)
-
-
-def assert_clean_channel(out: Path, err: Path, results: list[CallToolResult]) -> None:
-    """Stdout is JSON-RPC only, and the API key is nowhere: stdout, the debug log, any result."""
-    lines = out.read_bytes().decode("utf-8").splitlines()
-    assert lines
-    assert all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)
-    everything = out.read_text("utf-8") + err.read_text("utf-8") + json.dumps([r.model_dump() for r in results])
-    assert SECRET_KEY not in everything
 
 
 # -- upstream answers -------------------------------------------------------------------------------
@@ -570,46 +488,6 @@ def test_fuzzed_upstream_answers_through_the_tools_end_in_a_result_or_a_clear_er
         still = call("poll_events", {"session_id": "sess-1", "cursor": "0"})
         assert not still.is_error, text_of(still)
     assert all(EXPECTED_PATH.fullmatch(path) for path in upstream.paths())
-
-
-@pytest.mark.anyio
-async def test_upstream_answers_that_echo_the_key_leak_nothing_through_a_stdio_server(tmp_path: Path) -> None:
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    echo = json.dumps({"detail": f"bad key {SECRET_KEY}"}).encode()
-    listed = json.dumps({"detail": [{"loc": ["header", SECRET_KEY], "msg": SECRET_KEY}, SECRET_KEY]}).encode()
-    poll = {"session_id": "s", "cursor": "0"}
-    steps: list[tuple[dict[str, Scripted], str, dict[str, Any]]] = [
-        ({"me": Scripted(401, echo)}, "ask", {"message": "hi"}),
-        ({"create": Scripted(422, listed)}, "create_session", {}),
-        ({"create": Scripted(500, echo)}, "ask", {"message": "hi"}),
-        ({"invoke": Scripted(429, echo, {"Retry-After": SECRET_KEY})}, "invoke", {"session_id": "s", "message": "m"}),
-        ({"invoke": Scripted(403, listed)}, "ask", {"message": "hi", "session_id": "s"}),
-        ({"poll": Scripted(404, echo)}, "poll_events", poll),
-        ({"poll": Scripted(503, b"\xff" + SECRET_KEY.encode())}, "poll_events", poll),
-        ({"poll": Scripted(200, b'[{"event_id": "' + SECRET_KEY.encode())}, "poll_events", poll),
-        ({"poll": Scripted(200, json.dumps({"detail": SECRET_KEY}).encode())}, "poll_events", poll),
-    ]  # fmt: skip
-    with Upstream() as upstream:
-        env = server_env(
-            None,
-            FLOWHUNT_BASE_URL=upstream.url,
-            FLOWHUNT_API_KEY=SECRET_KEY,
-            FLOW_MCP_LOG_LEVEL="debug",
-            FLOW_MCP_MAX_RETRIES="0",
-            FLOW_MCP_ASK_TIMEOUT="1",
-            FLOW_MCP_SETTLE_SECONDS="0.05",
-        )
-        results: list[CallToolResult] = []
-        with anyio.fail_after(90):
-            async with Client(teed_server(env, out, err)) as client:
-                for scripted, tool, args in steps:
-                    upstream.reset()
-                    upstream.script(**scripted)
-                    result = await client.call_tool(tool, args)
-                    assert_handled(result, tool)
-                    assert result.is_error, (tool, text_of(result))
-                    results.append(result)
-    assert_clean_channel(out, err, results)
 
 
 # -- regressions: bugs the fuzzing found, each fixed -------------------------------------------------

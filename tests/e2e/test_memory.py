@@ -12,7 +12,7 @@ from mcp import Client
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
 from flow_mcp.server.app import build_server
 
-from .conftest import settings_for
+from ..support.servers import settings_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 

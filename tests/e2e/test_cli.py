@@ -1,18 +1,16 @@
-"""The ``flow-mcp`` command as a user runs it: help, bad input, demo, ask, and docs that match the code."""
+"""The ``flow-mcp`` command as a user runs it: help, bad input, the demo and ask, in real processes."""
 
 from __future__ import annotations
 
-import argparse
-import re
 import subprocess
 import sys
 
 import pytest
 
-from flow_mcp.cli.commands import _HTTP_DEFAULTS, SETTING_FLAGS, _parser
+from flow_mcp.cli.commands import SETTING_FLAGS
 from flow_mcp.config import ENV_VARS
 
-from .conftest import ROOT, server_env
+from ..support.servers import server_env
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -98,42 +96,6 @@ def test_ask_round_trips_emoji_and_non_latin_text_on_a_legacy_code_page() -> Non
     )
     assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
     assert "Grüße 🚀 日本語" in done.stdout.decode("utf-8")
-
-
-def test_the_readme_documents_every_variable_and_flag() -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    for flag, field in SETTING_FLAGS.items():
-        row = next(
-            (line for line in readme.splitlines() if f"`{ENV_VARS[field]}`" in line and line.startswith("|")), ""
-        )
-        assert f"`{flag}`" in row, f"README's configuration table lacks {ENV_VARS[field]} / {flag}"
-
-
-def test_the_ci_script_runs_the_readme_test_command() -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    commands = re.findall(r"```(?:sh|bash)\n(.*?)```", readme, re.S)
-    test_command = next(c.strip() for c in commands if "pytest" in c)
-    assert test_command in (ROOT / ".ci" / "run").read_text("utf-8")
-
-
-def test_the_readme_documents_every_http_flag_of_serve() -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    parser = _parser()
-    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    flags = [
-        option
-        for action in commands.choices["serve"]._actions
-        for option in action.option_strings
-        if option.startswith("--") and option not in SETTING_FLAGS and option not in ("--help", "--sandbox")
-    ]
-    assert "--allowed-host" in flags and "--flowhunt-key-from-client" in flags
-    for flag in flags:
-        assert any(line.startswith(f"| `{flag}`") for line in readme.splitlines()), f"README lacks {flag}"
-
-
-def test_the_http_defaults_the_stdio_guard_checks_are_the_parsers_own() -> None:
-    args = _parser().parse_args(["serve"])
-    assert {dest: getattr(args, dest) for dest in _HTTP_DEFAULTS} == _HTTP_DEFAULTS
 
 
 @pytest.mark.parametrize(

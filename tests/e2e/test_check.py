@@ -5,12 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
-from flow_mcp.cli.check import Step, report, run_checks
 from flow_mcp.sandbox import SandboxServer
 
-from .conftest import server_env, settings_for
+from ..support.servers import server_env
 
 CREATE_PATH = "/v3/flow-assistants/create"
 
@@ -105,26 +102,3 @@ def test_check_with_the_sandbox_flag_needs_no_account() -> None:
     done = check("--sandbox", env=server_env(None))
     assert done.returncode == 0, done.stdout + done.stderr
     assert set(outcomes(done.stdout).values()) == {"ok"}
-
-
-@pytest.mark.anyio
-async def test_a_workspace_that_is_not_the_keys_fails_before_any_session_is_created(sandbox: SandboxServer) -> None:
-    steps = await run_checks(settings_for(sandbox, workspace_id="ws-someone-else"))
-    by_name = {step.name: step for step in steps}
-    assert by_name["workspace"].outcome == "fail" and by_name["workspace"].fix
-    assert sandbox.config.workspace_id in (by_name["workspace"].fix or "")
-    assert by_name["create session"].outcome == "skip"
-    assert creates(sandbox) == 0
-
-
-@pytest.mark.anyio
-async def test_a_configured_workspace_is_used_as_is(sandbox: SandboxServer) -> None:
-    steps = await run_checks(settings_for(sandbox, workspace_id=sandbox.config.workspace_id))
-    assert [step.outcome for step in steps] == ["ok"] * 5
-
-
-def test_the_report_exit_code_counts_only_failures() -> None:
-    written: list[str] = []
-    assert report([Step("a", "ok", "fine"), Step("b", "skip", "later")], written.append) == 0
-    assert report([Step("a", "fail", "broken", "do this")], written.append) == 1
-    assert any("fix: do this" in line for line in written)

@@ -1,6 +1,6 @@
 """The fault-injection run: scripted turns through a real stdio server while the sandbox misbehaves.
 
-Used by tests/test_faults.py; kept apart so the driver (what a model would do with each result) reads on its own.
+Used by tests/e2e/test_faults.py; kept apart so the driver (what a model would do with each result) reads on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ import anyio
 from mcp import Client
 
 from flow_mcp.sandbox import SandboxServer
+
+from .servers import text_of
+
+FAULT_FIGURES = "fault injection"
+"""The user property under which the run leaves its figures; the conftest shows them at the end of the run."""
 
 # What a model reads in an error text: the exact call that resumes a turn.
 RESUME = re.compile(r'poll_events\(session_id="([^"]+)", cursor="([^"]+)"')
@@ -38,10 +43,6 @@ class TurnRecord:
     answer: str | None = None
     delivered: list[dict[str, Any]] = field(default_factory=list)  # events seen through poll_events
     errors: int = 0
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
 async def follow(client: Client, record: TurnRecord, session_id: str, cursor: str) -> None:

@@ -13,15 +13,11 @@ from flow_mcp.config import Settings
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
 from flow_mcp.server.app import build_server
 
-from .conftest import settings_for
+from ..support.servers import settings_for, text_of
 
 pytestmark = pytest.mark.anyio
 
 TOOLS = {"create_session", "invoke", "poll_events", "ask"}
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
 async def follow_with_poll_events(

@@ -14,9 +14,8 @@ from mcp import Client
 
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
 
-from .conftest import FAULT_FIGURES, server_env
-from .faultsuite import MESSAGES, TurnRecord, check, run_ask_turn, run_poll_turn, text_of
-from .test_stdio import SECRET_KEY, teed_server
+from ..support.faultsuite import FAULT_FIGURES, MESSAGES, TurnRecord, check, run_ask_turn, run_poll_turn
+from ..support.servers import SECRET_KEY, server_env, teed_server, text_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(1200)]
 
@@ -79,7 +78,7 @@ async def test_every_event_arrives_exactly_once_with_every_fault_on(
     stderr_text = err.read_text("utf-8")
     figures = check(records, faulty_sandbox, stderr_text)
     summary = {"seed": SEED, "concurrency": CONCURRENCY, **dataclasses.asdict(figures)}
-    request.config.stash.setdefault(FAULT_FIGURES, []).append(summary)
+    request.node.user_properties.append((FAULT_FIGURES, summary))  # shown at the end of the run
     print("\nfault-injection figures:", json.dumps(summary))
 
     assert sum(figures.faults.values()) > TURNS  # the faults really happened

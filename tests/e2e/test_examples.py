@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -15,25 +14,14 @@ from mcp import Client, StdioServerParameters
 
 from flow_mcp.sandbox import SandboxServer
 
-from .conftest import ROOT, server_env
+from ..support.examples import CLAUDE_CODE_LINES, CONFIGS, EXAMPLES, servers_of
+from ..support.servers import ROOT, server_env
 
-EXAMPLES = ROOT / "examples"
-JSON_EXAMPLES = sorted(EXAMPLES.glob("*.json"))
-CONFIGS = {path.name: json.loads(path.read_text("utf-8")) for path in JSON_EXAMPLES}
-CLAUDE_CODE_LINES = [
-    line for line in (EXAMPLES / "claude_code.sh").read_text("utf-8").splitlines() if line.startswith("claude")
-]
 TOOLS = {"ask", "create_session", "invoke", "poll_events"}
 PLACEHOLDER_COMMANDS = (
     "/absolute/path/to/flow_mcp/.venv/bin/flow-mcp",
     "C:\\absolute\\path\\to\\flow_mcp\\.venv\\Scripts\\flow-mcp.exe",
 )
-
-
-def servers_of(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    servers = config.get("mcpServers", config.get("servers"))
-    assert isinstance(servers, dict) and servers
-    return servers
 
 
 def this_install(entry: dict[str, Any], sandbox: SandboxServer) -> StdioServerParameters:
@@ -49,14 +37,6 @@ def this_install(entry: dict[str, Any], sandbox: SandboxServer) -> StdioServerPa
     return StdioServerParameters(command=sys.executable, args=["-m", "flow_mcp", *entry["args"]], env=env)
 
 
-def test_there_is_an_example_for_every_host_with_and_without_an_account() -> None:
-    names = set(CONFIGS)
-    for host in ("claude_desktop_config", "cursor_mcp", "vscode_mcp"):
-        assert {f"{host}.json", f"{host}.sandbox.json"} <= names
-    assert "claude_desktop_config.windows.json" in names
-    assert (EXAMPLES / "claude_code.sh").exists() and (EXAMPLES / "agent_client.py").exists()
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 async def test_every_json_example_launches_a_server_that_lists_the_tools(name: str, sandbox: SandboxServer) -> None:
@@ -67,13 +47,6 @@ async def test_every_json_example_launches_a_server_that_lists_the_tools(name: s
         with anyio.fail_after(60):
             async with Client(this_install(entry, sandbox)) as client:
                 assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
-
-
-def test_the_windows_example_uses_the_scripts_exe_with_escaped_backslashes() -> None:
-    raw = (EXAMPLES / "claude_desktop_config.windows.json").read_text("utf-8")
-    assert "\\\\Scripts\\\\flow-mcp.exe" in raw
-    (entry,) = servers_of(json.loads(raw)).values()
-    assert entry["command"].endswith("\\Scripts\\flow-mcp.exe")
 
 
 @pytest.mark.anyio
@@ -119,19 +92,3 @@ def test_the_readme_python_example_runs_against_the_sandbox(sandbox: SandboxServ
     done = run_python(["-c", code], sandbox)  # Settings() reads FLOWHUNT_BASE_URL and FLOWHUNT_API_KEY
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ai message" in done.stdout and "Build a flow that answers FAQ" in done.stdout
-
-
-def test_importing_flow_mcp_gives_the_client_without_the_mcp_sdk() -> None:
-    code = (
-        "import sys\n"
-        "from flow_mcp import FlowHuntClient, Settings, AuthError, FlowMCPError, Cursor, __version__\n"
-        "import flow_mcp\n"
-        "assert set(flow_mcp.__all__) >= {'FlowHuntClient', 'Settings', 'AuthError', 'TransportError'}\n"
-        "assert all(getattr(flow_mcp, name) for name in flow_mcp.__all__)\n"
-        "assert issubclass(AuthError, FlowMCPError)\n"
-        "assert not [m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')], 'mcp was imported'\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=server_env(None), timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr

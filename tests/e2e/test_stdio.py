@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,30 +13,19 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from flow_mcp.sandbox import SandboxConfig, SandboxServer
 
-from .conftest import FAST_PACING, ROOT, server_env, stdio_server
+from ..support.servers import FAST_PACING, SECRET_KEY, server_env, stdio_server, teed_server, text_of
 
 pytestmark = pytest.mark.anyio
-
-SECRET_KEY = "fh-live-SECRET-9d8c7b6a5f4e3d2c1b0a"
 
 
 @pytest.fixture
 def secret_sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxConfig(pacing=FAST_PACING, seed=11, api_key=SECRET_KEY)) as server:
         yield server
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
-
-
-def teed_server(env: dict[str, str], out: Path, err: Path, *args: str) -> StdioServerParameters:
-    tee = str(ROOT / "tests" / "tee_server.py")
-    return StdioServerParameters(command=sys.executable, args=[tee, str(out), str(err), *args], env=env)
 
 
 async def run_every_tool(client: Client) -> list[Any]:
@@ -118,8 +108,15 @@ async def test_a_wrong_api_key_is_a_tool_error_that_does_not_echo_the_key(
     assert wrong not in out.read_text("utf-8") + err.read_text("utf-8") + text_of(result)
 
 
-def test_initialize_and_tools_list_answer_fast_when_flowhunt_is_unreachable(tmp_path: Path) -> None:
-    env = server_env(None, FLOWHUNT_BASE_URL="http://10.255.255.1:81", FLOWHUNT_API_KEY="x" * 24)
+@pytest.fixture
+def silent_flowhunt() -> Iterator[str]:
+    """A loopback address that takes connections and never answers: a call to it would hang."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_initialize_and_tools_list_answer_fast_when_flowhunt_is_unreachable(silent_flowhunt: str) -> None:
+    env = server_env(None, FLOWHUNT_BASE_URL=silent_flowhunt, FLOWHUNT_API_KEY="x" * 24)
     requests = [
         {
             "jsonrpc": "2.0",
@@ -159,7 +156,7 @@ def test_initialize_and_tools_list_answer_fast_when_flowhunt_is_unreachable(tmp_
         "invoke",
         "poll_events",
     }
-    assert elapsed < 20  # generous bound for a cold interpreter; the point is no network wait on 10.255.255.1
+    assert elapsed < 20  # generous bound for a cold interpreter; the point is no wait on a FlowHunt that never answers
 
 
 async def test_cancelling_ask_over_stdio_stops_the_servers_polling() -> None:

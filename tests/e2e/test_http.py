@@ -23,8 +23,8 @@ from mcp.shared.exceptions import MCPError
 from flow_mcp.sandbox import SandboxServer
 from flow_mcp.server.callers import SessionHandles, handle_key
 
-from .conftest import ROOT, server_env
-from .httpserver import HttpServer, Replicas, auth_headers, http_client
+from ..support.httpserver import HttpServer, Replicas, auth_headers, http_client
+from ..support.servers import ROOT, server_env, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -39,10 +39,6 @@ INITIALIZE = {
 EVERYWHERE = "0.0.0.0"  # noqa: S104 -- the refusal to serve every interface without tokens is under test
 SESSIONS = "/v3/flow-assistants"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-def text_of(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Run ``flow-mcp serve`` and keep a byte-exact copy of what it writes to stdout and stderr.
 
-Usage: python tests/tee_server.py STDOUT_COPY STDERR_FILE [serve args...]
+Usage: python tests/support/tee_server.py STDOUT_COPY STDERR_FILE [serve args...]
 The MCP client talks to this process as if it were the server; stdin is passed straight through.
 """
 

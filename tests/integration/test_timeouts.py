@@ -11,7 +11,7 @@ from mcp import Client
 from flow_mcp.sandbox import SandboxServer
 from flow_mcp.server.app import build_server
 
-from .conftest import settings_for
+from ..support.servers import settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -26,11 +26,12 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("tool", "arguments"), CALLS, ids=[f"{tool}-{i}" for i, (tool, _) in enumerate(CALLS)])
 async def test_every_tool_returns_in_bounded_time_when_flowhunt_stalls(
-    sandbox: SandboxServer, tool: str, arguments: dict[str, Any]
+    fresh_sandbox: SandboxServer, tool: str, arguments: dict[str, Any]
 ) -> None:
     # Each request may take `timeout`, and is tried 1 + max_retries times with at most retry_max_seconds between.
-    settings = settings_for(sandbox, timeout=0.4, max_retries=1, retry_max_seconds=0.5, workspace_id="ws-sandbox")
-    sandbox.state.update_config({"rate_stall": 1.0, "stall_s": 30.0})
+    # A sandbox of its own: stalled requests go on for 30 s after the test (a stalled create then makes a session).
+    settings = settings_for(fresh_sandbox, timeout=0.4, max_retries=1, retry_max_seconds=0.5, workspace_id="ws-sandbox")
+    fresh_sandbox.state.update_config({"rate_stall": 1.0, "stall_s": 30.0})
     async with Client(build_server(settings)) as client:
         with anyio.fail_after(15):  # far above what the settings allow, far below the 30 s stall
             result = await client.call_tool(tool, arguments)

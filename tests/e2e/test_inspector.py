@@ -12,8 +12,8 @@ import pytest
 
 from flow_mcp.sandbox import SandboxServer
 
-from .conftest import ROOT, server_env
-from .httpserver import HttpServer
+from ..support.httpserver import HttpServer
+from ..support.servers import ROOT, SETTLE_SECONDS, server_env
 
 INSPECTOR = ROOT / "node_modules" / ".bin" / "mcp-inspector"
 
@@ -28,7 +28,7 @@ def inspect(sandbox: SandboxServer, *method: str) -> Any:
         "-e", f"FLOWHUNT_BASE_URL={sandbox.url}",
         "-e", f"FLOWHUNT_API_KEY={sandbox.config.api_key}",
         "-e", f"PYTHONPATH={ROOT}",
-        "-e", "FLOW_MCP_SETTLE_SECONDS=0.3",
+        "-e", f"FLOW_MCP_SETTLE_SECONDS={SETTLE_SECONDS}",
     ]  # fmt: skip
     done = subprocess.run(
         [str(INSPECTOR), "--cli", *env_flags, sys.executable, "-m", "flow_mcp", "serve", "--method", *method],

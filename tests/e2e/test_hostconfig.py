@@ -13,10 +13,10 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from flow_mcp.cli.hostconfig import HOSTS, KEY_PLACEHOLDER, Launch, launcher, snippet
+from flow_mcp.cli.hostconfig import KEY_PLACEHOLDER
 from flow_mcp.sandbox import SandboxServer
 
-from .conftest import server_env
+from ..support.servers import server_env
 
 TOOLS = {"ask", "create_session", "invoke", "poll_events"}
 SECRET = "fh-live-SECRET-from-the-environment-1234"
@@ -93,37 +93,3 @@ async def test_the_claude_code_line_registers_a_command_that_starts_the_server(s
 def test_an_unknown_host_is_a_one_line_usage_error() -> None:
     done = config("notepad")
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
-
-
-def test_the_installed_script_next_to_the_interpreter_is_preferred(tmp_path: Path) -> None:
-    (tmp_path / "bin").mkdir()
-    python = tmp_path / "bin" / "python"
-    python.touch()
-    assert launcher(str(python), windows=False).command.endswith("python")
-    (tmp_path / "bin" / "flow-mcp").touch()
-    assert launcher(str(python), windows=False) == Launch(str(tmp_path / "bin" / "flow-mcp"), ["serve"])
-    assert launcher(str(python), windows=False, sandbox=True).args == ["serve", "--sandbox"]
-
-
-def test_on_windows_the_script_is_the_exe_in_scripts(tmp_path: Path) -> None:
-    (tmp_path / "Scripts").mkdir()
-    python = tmp_path / "Scripts" / "python.exe"
-    python.touch()
-    (tmp_path / "Scripts" / "flow-mcp.exe").touch()
-    launch = launcher(str(python), windows=True)
-    assert launch.command == str(tmp_path / "Scripts" / "flow-mcp.exe")
-    body = json.loads(snippet("claude-desktop", launch=launch))
-    assert body["mcpServers"]["flowhunt"]["command"] == str(tmp_path / "Scripts" / "flow-mcp.exe")
-
-
-def test_without_a_script_the_interpreter_runs_the_module(tmp_path: Path) -> None:
-    python = tmp_path / "python3"
-    python.touch()
-    launch = launcher(str(python), windows=False)
-    assert launch.command == str(python) and launch.args == ["-m", "flow_mcp", "serve"]
-
-
-def test_every_host_has_a_snippet() -> None:
-    launch = Launch("/opt/flow mcp/bin/flow-mcp", ["serve"])
-    for host in HOSTS:
-        assert "/opt/flow mcp/bin/flow-mcp" in snippet(host, launch=launch).replace("'", "")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import pytest
 from pydantic import SecretStr
 
+from flow_mcp import follow
 from flow_mcp.config import Settings
 from flow_mcp.errors import (
     AuthError,
@@ -25,21 +25,18 @@ from flow_mcp.errors import (
     TransportError,
     ValidationError,
 )
-from flow_mcp.flowhunt.client import FlowHuntClient, parse_events, validate_session_id
+from flow_mcp.flowhunt.client import FlowHuntClient, validate_session_id
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
-from flow_mcp.flowhunt.turn import advance, latch_completed, status_of
+from flow_mcp.flowhunt.follow import now_ms
+from flow_mcp.flowhunt.turn import status_of
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.sandbox import SandboxServer
-from tests.conftest import server_env, settings_for
+
+from ..support.servers import settings_for
 
 pytestmark = pytest.mark.anyio
 
-SETTLE_MS = 300
 WORKSPACE = "ws-sandbox"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def requests_to(sandbox: SandboxServer, fragment: str, method: str | None = None) -> list[dict[str, Any]]:
@@ -62,33 +59,38 @@ def invocations(sandbox: SandboxServer, session_id: str) -> list[dict[str, Any]]
     return sandbox.state.session_invocations(session)
 
 
+class Recorder(FlowHuntClient):
+    """The real client, noting every failed poll that got past its own retries: what a follower gets to see."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.poll_errors: list[FlowHuntError] = []
+
+    async def poll(self, session_id: str, from_timestamp: str) -> list[RawEvent]:
+        try:
+            return await super().poll(session_id, from_timestamp)
+        except FlowHuntError as error:
+            self.poll_errors.append(error)
+            raise
+
+
 @dataclass
 class Followed:
-    delivered: list[RawEvent] = field(default_factory=list)
-    status: str = "running"
-    poll_errors: list[FlowHuntError] = field(default_factory=list)
-    cursor: Cursor = field(default_factory=lambda: Cursor(timestamp=0))
+    delivered: list[RawEvent]
+    status: str
+    cursor: Cursor
 
 
 async def follow_turn(client: FlowHuntClient, session_id: str, cursor: Cursor, deadline_s: float = 20) -> Followed:
-    """Poll until the turn ends, the way a poller does: the cursor only moves after a whole batch."""
-    followed = Followed(cursor=cursor)
+    """Follow the turn to its end with flow_mcp.follow, keeping every event it hands out."""
+    delivered: list[RawEvent] = []
+
+    async def keep(events: Sequence[RawEvent], _: Cursor) -> None:
+        delivered.extend(events)
+
     with anyio.fail_after(deadline_s):
-        while True:
-            try:
-                batch = await client.poll(session_id, followed.cursor.query_timestamp())
-            except (ServerError, RateLimitError, TransportError, ResponseShapeError) as error:
-                followed.poll_errors.append(error)  # a failed poll loses nothing: the same cursor is polled again
-                batch = []
-            fresh, cursor = followed.cursor.accept(batch)
-            followed.delivered.extend(fresh)
-            now = now_ms()
-            progress = latch_completed(advance(cursor.progress, fresh, now), now, SETTLE_MS)
-            followed.cursor = cursor.with_progress(progress)
-            followed.status = status_of(progress, now, SETTLE_MS)
-            if followed.status != "running":
-                return followed
-            await anyio.sleep(0.01)  # the poll interval; there is nothing to await instead
+        end = await follow(client, session_id, cursor, on_events=keep)
+    return Followed(delivered, status_of(end.progress, now_ms(), client.settings.settle_ms), end)
 
 
 def assert_delivered_exactly_once(sandbox: SandboxServer, session_id: str, delivered: list[RawEvent]) -> None:
@@ -221,12 +223,12 @@ async def test_a_rejected_ai_model_raises_validation_error_and_starts_nothing(sa
 
 
 async def test_a_turn_is_followed_to_its_answer(sandbox: SandboxServer) -> None:
-    async with FlowHuntClient(settings_for(sandbox)) as client:
+    async with Recorder(settings_for(sandbox)) as client:
         session_id = (await client.create_session()).session_id
         invocation = await client.invoke(session_id, "Build a support bot")
         followed = await follow_turn(client, session_id, decode_cursor(invocation.created_at))
     assert followed.status == "completed"
-    assert followed.poll_errors == []
+    assert client.poll_errors == []
     assert_delivered_exactly_once(sandbox, session_id, followed.delivered)
     answers = [e for e in followed.delivered if e.action_type == "message" and e.event_type == "ai"]
     assert "Build a support bot" in answers[-1].meta["message"]
@@ -281,7 +283,7 @@ INJECTED = {
 async def test_every_visible_event_is_delivered_exactly_once_under_faults(
     sandbox: SandboxServer, knobs: dict[str, object], seed: int
 ) -> None:
-    async with FlowHuntClient(settings_for(sandbox, max_retries=10, retry_max_seconds=30)) as client:
+    async with Recorder(settings_for(sandbox, max_retries=10, retry_max_seconds=30)) as client:
         session_id = (await client.create_session()).session_id
         # Spread a long turn over a few hundred ms, with events sharing milliseconds, so polls split it.
         sandbox.state.update_config({"pacing": 0.3})
@@ -302,7 +304,7 @@ async def test_every_visible_event_is_delivered_exactly_once_under_faults(
         assert len(wanted & faults.keys()) >= 2
     if "rate_500" not in knobs:
         # Everything else is retried inside the client: the caller never sees it (a 500 is not retried).
-        assert followed.poll_errors == []
+        assert client.poll_errors == []
 
 
 async def test_a_wrong_shape_poll_body_is_retried_inside_the_client(sandbox: SandboxServer) -> None:
@@ -483,9 +485,9 @@ async def test_a_stalled_invoke_times_out_and_is_not_sent_again(sandbox: Sandbox
     assert len(requests_to(sandbox, "/invoke", "POST")) == 1
 
 
-async def test_an_unreachable_server_raises_transport_error_not_sent(sandbox: SandboxServer) -> None:
-    url = sandbox.url
-    sandbox.stop()
+async def test_an_unreachable_server_raises_transport_error_not_sent(fresh_sandbox: SandboxServer) -> None:
+    url = fresh_sandbox.url
+    fresh_sandbox.stop()
     async with FlowHuntClient(settings_for_url(url)) as client:
         with anyio.fail_after(10), pytest.raises(TransportError) as raised:
             await client.invoke("some-session", "hello")
@@ -534,46 +536,3 @@ async def test_timestamps_with_a_newline_or_non_ascii_digits_are_refused(sandbox
         session_id = (await client.create_session()).session_id
         with pytest.raises(InvalidArgumentError):
             await client.poll(session_id, stamp)
-
-
-def test_parse_events_keeps_events_and_drops_what_is_not_an_event() -> None:
-    items: list[Any] = [
-        1,
-        "text",
-        None,
-        [],
-        {"event_id": "", "created_at_timestamp": "5"},
-        {"event_id": "no-timestamp"},
-        {"event_id": "neg", "created_at_timestamp": "-5"},
-        {"event_id": "a", "created_at_timestamp": "17", "action_type": "brand_new", "metadata": ["x"], "extra": 1},
-        {"event_id": 9, "created_at_timestamp": 18, "credits": "lots", "event_type": None},
-    ]
-    events = parse_events(items, session_id="s")
-    assert [e.event_id for e in events] == ["a", "9"]
-    assert events[0].action_type == "brand_new" and events[0].metadata == ["x"]
-    assert events[0].model_extra == {"extra": 1}
-    assert events[1].created_at_timestamp == 18 and events[1].credits == 0.0 and events[1].event_type == ""
-
-
-def test_parse_events_survives_absurd_credits() -> None:
-    events = parse_events([{"event_id": "a", "created_at_timestamp": "1", "credits": 10**400}], session_id="s")
-    assert [e.credits for e in events] == [0.0]
-
-
-def test_the_client_used_as_a_library_writes_nothing_to_stdout(sandbox: SandboxServer) -> None:
-    program = (
-        "import anyio\n"
-        "from flow_mcp import FlowHuntClient, Settings\n"
-        "async def main():\n"
-        "    async with FlowHuntClient(Settings()) as client:\n"
-        "        session = await client.create_session()\n"
-        "        await client.invoke(session.session_id, 'hello')\n"
-        "        await client.poll(session.session_id, '0')\n"
-        "anyio.run(main)\n"
-    )
-    env = server_env(sandbox)
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == ""
