@@ -283,9 +283,10 @@ INJECTED = {
 async def test_every_visible_event_is_delivered_exactly_once_under_faults(
     sandbox: SandboxServer, knobs: dict[str, object], seed: int
 ) -> None:
-    async with Recorder(settings_for(sandbox, max_retries=10, retry_max_seconds=30)) as client:
+    # Poll every 10 ms, and spread a long turn over a few hundred ms with events sharing milliseconds: polls split it.
+    often = {"poll_min_interval": 0.01, "poll_thinking_max_interval": 0.01, "poll_max_interval": 0.01}
+    async with Recorder(settings_for(sandbox, max_retries=10, retry_max_seconds=30, **often)) as client:
         session_id = (await client.create_session()).session_id
-        # Spread a long turn over a few hundred ms, with events sharing milliseconds, so polls split it.
         sandbox.state.update_config({"pacing": 0.3})
         invocation = await client.invoke(session_id, "events:150 please")
         sandbox.state.update_config({**knobs, "seed": seed})

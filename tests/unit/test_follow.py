@@ -160,7 +160,7 @@ async def test_follow_returns_the_cursor_so_far_at_its_deadline() -> None:
     stub.add("v3_tool_call_start", tool_name="run_flow")  # a tool that never ends
     async with FlowHuntClient(stub_settings(), transport=stub.transport) as client:
         with anyio.fail_after(5):
-            end = await follow(client, SESSION, Cursor(timestamp=0), deadline=time.monotonic() + 0.2, on_events=handed)
+            end = await follow(client, SESSION, Cursor(timestamp=0), deadline=time.monotonic() + 0.5, on_events=handed)
     assert handed.ids == [stub.events[0]["event_id"]] and end.timestamp == int(stub.events[0]["created_at_timestamp"])
     assert len(stub.paths("invocation_response")) > 1
 

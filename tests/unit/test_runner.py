@@ -89,12 +89,12 @@ async def test_ask_at_its_deadline_returns_running_with_a_cursor_and_heartbeats_
     reports = Reports()
     with anyio.fail_after(5):
         result = await TurnRunner(stub_settings(heartbeat_seconds=0.1)).ask(
-            caller, SESSION, "Run it", None, deadline=time.monotonic() + 0.5, report=reports, hint=Hint(),
+            caller, SESSION, "Run it", None, deadline=time.monotonic() + 0.8, report=reports, hint=Hint(),
             new_session=True,
         )  # fmt: skip
     assert result.status == "running" and result.cursor
     beats = [m for m in reports.messages if m and m.startswith("Still working")]
-    assert beats and all("running run_flow" in beat for beat in beats)
+    assert beats and "running run_flow" in beats[-1]  # once the tool's start is in, the beats name it
 
 
 # -- one turn per session --------------------------------------------------------------------------
@@ -173,7 +173,7 @@ async def test_heartbeats_come_while_nothing_else_is_sent_and_keep_the_numbering
     await progress.send("Message sent")
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(progress.heartbeats, 0.05)
-        await anyio.sleep(0.3)
+        await anyio.sleep(0.5)
         tasks.cancel_scope.cancel()
     assert reports.messages[0] == "Message sent"
     assert len(reports.sent) >= 3 and all(m == "Still working (0 s)" for m in reports.messages[1:])

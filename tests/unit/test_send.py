@@ -27,8 +27,9 @@ def human_messages(stub: StubFlowHunt) -> list[str]:
 
 async def test_an_accepted_message_is_followed_from_its_own_timestamp_with_its_cached_events() -> None:
     stub = StubFlowHunt()
+    ahead = str(now_ms() + 60_000)  # after the invoke's own timestamp, however slow the machine
     stub.cached_events = [
-        {"event_id": "c1", "created_at_timestamp": str(now_ms() + 5), "action_type": "loading", "event_type": "ai"},
+        {"event_id": "c1", "created_at_timestamp": ahead, "action_type": "loading", "event_type": "ai"},
         {"not": "an event"},
     ]
     async with FlowHuntClient(stub_settings(), transport=stub.transport) as client:
