@@ -283,11 +283,12 @@ INJECTED = {
 async def test_every_visible_event_is_delivered_exactly_once_under_faults(
     sandbox: SandboxServer, knobs: dict[str, object], seed: int
 ) -> None:
-    # Poll every 10 ms, and spread a long turn over a few hundred ms with events sharing milliseconds: polls split it.
+    # Poll every 10 ms, and spread a long turn over about 0.7 s with events sharing milliseconds: dozens of polls
+    # split it (follow polls once per settle window, so the turn itself must be long enough to draw faults).
     often = {"poll_min_interval": 0.01, "poll_thinking_max_interval": 0.01, "poll_max_interval": 0.01}
     async with Recorder(settings_for(sandbox, max_retries=10, retry_max_seconds=30, **often)) as client:
         session_id = (await client.create_session()).session_id
-        sandbox.state.update_config({"pacing": 0.3})
+        sandbox.state.update_config({"pacing": 0.6})
         invocation = await client.invoke(session_id, "events:150 please")
         sandbox.state.update_config({**knobs, "seed": seed})
         followed = await follow_turn(client, session_id, decode_cursor(invocation.created_at), deadline_s=40)

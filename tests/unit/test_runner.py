@@ -221,7 +221,9 @@ async def test_following_after_the_grace_period_returns_at_once_with_the_cursor_
     async def keep(events: Sequence[RawEvent], cursor: Cursor) -> None:
         raise AssertionError("nothing is handed out after the grace period")
 
-    end = await runner.follow(caller, SESSION, start, deadline=time.monotonic() + 60, until="turn_end", on_events=keep)
+    deadline = time.monotonic() + 60
+    with anyio.fail_after(5):
+        end = await runner.follow(caller, SESSION, start, deadline=deadline, until="turn_end", on_events=keep)
     assert end == start and stub.requests == []
 
 

@@ -33,7 +33,8 @@ async def test_an_accepted_message_is_followed_from_its_own_timestamp_with_its_c
         {"not": "an event"},
     ]
     async with FlowHuntClient(stub_settings(), transport=stub.transport) as client:
-        sent = await send_message(client, SESSION, MESSAGE)
+        with anyio.fail_after(5):
+            sent = await send_message(client, SESSION, MESSAGE)
     (human,) = stub.events
     assert sent.message_id == human["metadata"]["message_id"] and sent.created_at == human["created_at_timestamp"]
     assert not sent.recovered and [e.event_id for e in sent.events] == ["c1"]
@@ -84,7 +85,7 @@ async def test_a_refusal_before_flowhunt_took_the_message_is_raised_at_once_with
     stub = StubFlowHunt()
     stub.fail("invoke", status)
     async with FlowHuntClient(stub_settings(), transport=stub.transport) as client:
-        with pytest.raises(error):
+        with anyio.fail_after(5), pytest.raises(error):
             await send_message(client, SESSION, MESSAGE)
     assert invokes(stub) == 1 and stub.paths("invocation_response") == []
 
@@ -103,5 +104,6 @@ async def test_in_a_new_session_any_copy_of_the_message_is_this_one() -> None:
     old = stub.add("message", "human", at=now_ms() - 3_600_000, message_id="m-early", message=MESSAGE)
     stub.fail("invoke", 500)
     async with FlowHuntClient(stub_settings(), transport=stub.transport) as client:
-        sent = await send_message(client, SESSION, MESSAGE, new_session=True)
+        with anyio.fail_after(5):
+            sent = await send_message(client, SESSION, MESSAGE, new_session=True)
     assert sent.recovered and sent.message_id == "m-early" and sent.created_at == old["created_at_timestamp"]
