@@ -1,8 +1,9 @@
 """FlowHunt as an ``httpx2.MockTransport``: one session's events, and failures a test lines up; no sockets.
 
 Unit tests hand ``StubFlowHunt().transport`` to a real ``FlowHuntClient``. An event is visible to polls from its
-timestamp on (epoch ms, like FlowHunt's); ``fail()`` queues what the next call of an endpoint does instead of
-answering: a status, or an exception the transport raises (``httpx2.ReadTimeout`` is a request that timed out).
+timestamp on (epoch ms, like FlowHunt's); ``then()`` lines up the next invoke's turn, stamped after its message
+however slow the machine; ``fail()`` queues what the next call of an endpoint does instead of answering: a status,
+or an exception the transport raises (``httpx2.ReadTimeout`` is a request that timed out).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class StubFlowHunt:
     requests: list[httpx2.Request] = field(default_factory=list)
     failures: dict[Endpoint, list[Failure]] = field(default_factory=lambda: {"invoke": [], "poll": []})
     cached_events: list[dict[str, Any]] = field(default_factory=list)  # what the next invoke answers with
+    course: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # the next invoke's turn
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
@@ -79,6 +81,10 @@ class StubFlowHunt:
         }
         self.events.append(event)
         return event
+
+    def then(self, after_ms: int, action_type: str, **metadata: Any) -> None:
+        """An assistant event of the next invoke's turn, ``after_ms`` after the message it answers."""
+        self.course.append((after_ms, action_type, metadata))
 
     def answer(self, text: str = "Done.", at: int | None = None) -> dict[str, Any]:
         return self.add("message", "ai", at, message=text)
@@ -109,6 +115,10 @@ class StubFlowHunt:
         failure = self._next_failure("invoke")
         if failure is None or failure.taken:
             human = self.add("message", "human", message_id=f"m{len(self.events)}", message=message)
+            sent_at = int(human["created_at_timestamp"])
+            for after_ms, action_type, metadata in self.course:
+                self.add(action_type, "ai", at=sent_at + after_ms, **metadata)
+            self.course = []
         if failure is not None:
             return _failed(failure, request)
         body = {"message_id": human["metadata"]["message_id"], "created_at": human["created_at_timestamp"]}

@@ -1,6 +1,7 @@
 """runner.py: ask's whole turn, the one-turn-per-session rule, progress numbering and heartbeats, the graceful stop.
 
-FlowHunt is a MockTransport (tests/support/stub.py); events stamped a little in the future show up as time passes.
+FlowHunt is a MockTransport (tests/support/stub.py): a turn's events are stamped after its message and show up as
+time passes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.server.callers import Caller
 from flow_mcp.server.runner import Drain, Hint, Progress, TurnBook, TurnRunner
 
-from ..support.stub import SESSION, StubFlowHunt, now_ms, stub_settings
+from ..support.stub import SESSION, StubFlowHunt, stub_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -52,20 +53,15 @@ async def caller(stub: StubFlowHunt) -> AsyncIterator[Caller]:
         yield Caller(client, "tester")
 
 
-def later(stub: StubFlowHunt, ms: int, action: str, **meta: object) -> None:
-    """An event that happens ``ms`` from now."""
-    stub.add(action, "ai", at=now_ms() + ms, **meta)
-
-
 # -- ask -------------------------------------------------------------------------------------------
 
 
 async def test_ask_sends_the_message_follows_the_turn_and_reports_each_event_as_numbered_progress(
     stub: StubFlowHunt, caller: Caller
 ) -> None:
-    later(stub, 20, "v3_tool_call_start", tool_name="search_docs")
-    later(stub, 40, "v3_tool_call_end", tool_name="search_docs", tool_response="found")
-    later(stub, 60, "message", message="Here is your bot.")
+    stub.then(20, "v3_tool_call_start", tool_name="search_docs")
+    stub.then(40, "v3_tool_call_end", tool_name="search_docs", tool_response="found")
+    stub.then(60, "message", message="Here is your bot.")
     reports, hint = Reports(), Hint()
     with anyio.fail_after(5):
         result = await TurnRunner(stub_settings()).ask(
@@ -85,7 +81,7 @@ async def test_ask_sends_the_message_follows_the_turn_and_reports_each_event_as_
 async def test_ask_at_its_deadline_returns_running_with_a_cursor_and_heartbeats_name_the_open_tool(
     stub: StubFlowHunt, caller: Caller
 ) -> None:
-    later(stub, 10, "v3_tool_call_start", tool_name="run_flow")  # a tool that outlasts the ask
+    stub.then(10, "v3_tool_call_start", tool_name="run_flow")  # a tool that outlasts the ask
     reports = Reports()
     with anyio.fail_after(5):
         result = await TurnRunner(stub_settings(heartbeat_seconds=0.1)).ask(
