@@ -1,7 +1,8 @@
 """Fixtures for every tier: a real sandbox on loopback, settings pointing at it, an MCP client to a real server.
 
 Tiers are folders: unit/ (pure), integration/ (the sandbox on loopback, in-memory MCP clients), e2e/ (real
-processes). Everything under e2e/ is marked ``slow``, so ``-m "not slow"`` runs the first two.
+processes). Everything under e2e/ is marked ``slow``, so ``-m "not slow"`` runs the first two. Runs are spread
+over xdist workers (``-n auto`` in pyproject.toml; ``-n 0`` runs in this process, e.g. to debug).
 """
 
 from __future__ import annotations
@@ -21,8 +22,17 @@ from flow_mcp.server.app import build_server
 from .support.faultsuite import FAULT_FIGURES
 from .support.servers import FAST_PACING, settings_for
 
-E2E = Path(__file__).resolve().parent / "e2e"
+TESTS = Path(__file__).resolve().parent
+E2E, UNIT = TESTS / "e2e", TESTS / "unit"
+# Measured fastest on the 2-core machines this runs on: the suite mostly waits on sockets, processes and clocks.
+WORKERS = 4
 SANDBOX = SandboxConfig(pacing=FAST_PACING, seed=7)  # the knobs every test's sandbox starts with
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """What ``-n auto`` means here: four workers, or none when only unit tests are asked for (they take seconds)."""
+    asked = [(config.invocation_params.dir / str(arg).split("::")[0]).resolve() for arg in config.args]
+    return 0 if asked and all(path == UNIT or UNIT in path.parents for path in asked) else WORKERS
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
