@@ -35,6 +35,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 0 if asked and all(path == UNIT or UNIT in path.parents for path in asked) else WORKERS
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects by the mark
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test under e2e/ as slow."""
     for item in items:
