@@ -1,7 +1,8 @@
 """Findings of an outside review (branch `attack`): each test failed before the fixes and pins what must happen.
 
-The first seven tests are the review's (one adjusted, see its comment); the rest were written with the fixes. The
+Seven tests are the review's (one adjusted, see its comment); the rest were written with the fixes. The
 review's reproduction scripts (attack/) are in the history of branch `attack`.
+Here the tests with real processes; the in-process ones: tests/integration/test_attack_findings.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Published flows as tools of their own (FLOW_MCP_FLOW_TOOLS), through real MCP clients against the sandbox:
-in memory, a stdio subprocess and a streamable-HTTP server, on both protocol generations."""
+in memory, a stdio subprocess and a streamable-HTTP server, on both protocol generations.
+Here the tests with real processes; the in-process ones: tests/integration/test_flow_tools.py.
+"""
 
 from __future__ import annotations
 

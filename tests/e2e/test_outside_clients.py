@@ -1,6 +1,8 @@
 """What outside MCP clients (TypeScript SDK, fastmcp, LangChain, raw JSON-RPC) found, each proven with a real client:
 cancellation and dropped connections on every transport, unreadable stdio lines, argument and prompt errors,
-replayed sessions, result sizes, and the tool, schema and resource listings."""
+replayed sessions, result sizes, and the tool, schema and resource listings.
+Here the tests with real processes; the in-process ones: tests/integration/test_outside_clients.py.
+"""
 
 from __future__ import annotations
 

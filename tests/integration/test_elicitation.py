@@ -1,6 +1,7 @@
 """A turn that waits on a person is answered by the MCP client's user (elicitation), on both protocol generations:
 2026-07-28 (the client's default: the tool returns InputRequiredResult and is called again with the answer) and
 2025-11-25 (mode="legacy": the tool asks mid-call on the back-channel). Real clients, a real sandbox on loopback.
+Here the in-process tests; those with real processes: tests/e2e/test_elicitation.py.
 """
 
 from __future__ import annotations

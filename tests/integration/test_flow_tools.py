@@ -1,5 +1,7 @@
 """Published flows as tools of their own (FLOW_MCP_FLOW_TOOLS), through real MCP clients against the sandbox:
-in memory, a stdio subprocess and a streamable-HTTP server, on both protocol generations."""
+in memory, a stdio subprocess and a streamable-HTTP server, on both protocol generations.
+Here the in-process tests; those with real processes: tests/e2e/test_flow_tools.py.
+"""
 
 from __future__ import annotations
 

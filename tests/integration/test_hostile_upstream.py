@@ -1,7 +1,8 @@
 """A hostile FlowHunt: poison strings, endless, bombed and dripping bodies, hour-long Retry-After, echoed keys.
 
-Each test pins a finding of an outside review. The scripted upstream (tests/upstream.py) plays FlowHunt; the
+Each test pins a finding of an outside review. The scripted upstream (tests/support/upstream.py) plays FlowHunt; the
 sandbox plays it where a whole turn matters.
+Here the in-process tests; those with real processes: tests/e2e/test_hostile_upstream.py.
 """
 
 from __future__ import annotations
