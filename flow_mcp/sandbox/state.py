@@ -95,11 +95,13 @@ class SandboxState:
             if "flows" in changes:
                 self.catalogue.replace(parse_flows(self.config.flows))
 
-    def reset(self) -> None:
-        """Forget recorded requests and faults (sessions stay) and restart the random source."""
+    def reset(self, *, sessions: bool = False) -> None:
+        """Forget recorded requests and faults (and, with ``sessions``, every session); restart the random source."""
         with self._lock:
             self.requests.clear()
             self.faults.clear()
+            if sessions:
+                self.sessions.clear()
             self._reseed()
 
     def _reseed(self) -> None:

@@ -1,0 +1,1 @@
+"""Helpers every tier shares: settings and environments that reach the sandbox, scripted servers, processes."""
