@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from flow_mcp.sandbox import SandboxServer
+from flow_mcp.server.callers import HANDLE_PATTERN
 
 from ..support.httpserver import HttpServer
 from ..support.servers import ROOT, SETTLE_SECONDS, server_env
@@ -79,4 +80,7 @@ def test_the_inspector_asks_over_streamable_http(sandbox: SandboxServer) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     asked = json.loads(done.stdout)
     assert not asked.get("isError") and asked["structuredContent"]["status"] == "completed"
-    assert "." in asked["structuredContent"]["session_id"]  # a handle, as every HTTP client gets
+    # A handle, as every HTTP client gets: never one of the sandbox's own session ids (FlowHunt's capability).
+    handle = asked["structuredContent"]["session_id"]
+    invoked = [entry["path"] for entry in sandbox.state.request_log() if entry["path"].endswith("/invoke")]
+    assert HANDLE_PATTERN.fullmatch(handle) and invoked and not any(handle in path for path in invoked)
