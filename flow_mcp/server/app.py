@@ -38,11 +38,12 @@ from flow_mcp.errors import FlowMCPError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.arguments import argument_errors
+from flow_mcp.server.bookkeeping import CallKey, Drain
 from flow_mcp.server.callers import Access, HttpAccess
 from flow_mcp.server.elicitation import state_security
 from flow_mcp.server.flowtools import flow_tools_middleware, running_flow_tools
 from flow_mcp.server.resources import register_resources, session_resources
-from flow_mcp.server.runner import CallKey, Drain, TurnRunner
+from flow_mcp.server.runner import TurnRunner
 from flow_mcp.server.tools import TOOLS, AppState, caller_for, caller_of, owner_of
 
 log = get_logger()

@@ -35,6 +35,7 @@ from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Sett
 from flow_mcp.errors import ConfigurationError
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.server.app import build_server
+from flow_mcp.server.bookkeeping import Drain
 from flow_mcp.server.callers import HttpAccess
 from flow_mcp.server.guards import (
     HEALTH_PATH,
@@ -47,7 +48,6 @@ from flow_mcp.server.guards import (
     connection_limit,
     guarded_protocol,
 )
-from flow_mcp.server.runner import Drain
 
 log = get_logger()
 

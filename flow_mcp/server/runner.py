@@ -1,13 +1,12 @@
 """Following turns for the tools: ask's and run_flow's whole turn (answering the questions it stops on, when someone
-can), respond's answer to a waiting turn, the one-turn-per-session rule, progress notifications, and a graceful stop
-that cuts following short without losing or doubling an event. No MCP here: progress goes to a ``Report`` callable,
-questions to an ``Answer`` one.
+can), respond's answer to a waiting turn, the one-turn-per-session rule, progress notifications, and following
+that a graceful stop cuts short without losing or doubling an event (``bookkeeping.Drain``). No MCP here: progress
+goes to a ``Report`` callable, questions to an ``Answer`` one.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from flow_mcp.flowhunt.resume import Resumed, find_hook, reply_to, resume
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
+from flow_mcp.server.bookkeeping import Drain, TurnBook
 from flow_mcp.server.callers import Caller, SessionRef
 from flow_mcp.server.results import RESUME_REFUSED, AskResult, continue_hint
 
@@ -454,153 +454,3 @@ class Progress:
         if open_tools:
             return f"Still working ({elapsed} s): running {', '.join(open_tools)}"
         return f"Still working ({elapsed} s)"
-
-
-# -- which sessions have a turn followed or left running -----------------------------------------------------
-
-_MAX_REMEMBERED = 1000  # unfinished turns remembered; the oldest are forgotten first
-
-
-class TurnBook:
-    """In-process bookkeeping; a restart forgets it, which at worst lets one overlapping turn through."""
-
-    def __init__(self) -> None:
-        self._followed: dict[str, int] = {}
-        self._unfinished: OrderedDict[str, str] = OrderedDict()
-
-    @contextmanager
-    def following(self, session_id: str) -> Iterator[None]:
-        """Mark the session as followed by an ask for the duration of the block."""
-        self._followed[session_id] = self._followed.get(session_id, 0) + 1
-        try:
-            yield
-        finally:
-            self._followed[session_id] -= 1
-            if not self._followed[session_id]:
-                del self._followed[session_id]
-
-    def is_followed(self, session_id: str) -> bool:
-        return session_id in self._followed
-
-    def finished(self, session_id: str, running_cursor: str | None) -> None:
-        """Record how an ask left its turn: still running (with the cursor to follow it) or ended."""
-        self._unfinished.pop(session_id, None)
-        if running_cursor is not None:
-            self._unfinished[session_id] = running_cursor
-            while len(self._unfinished) > _MAX_REMEMBERED:
-                self._unfinished.popitem(last=False)
-
-    def unfinished(self, session_id: str) -> str | None:
-        """The cursor of the session's turn that an ask left running, if any."""
-        return self._unfinished.get(session_id)
-
-
-# -- which sessions each caller touched ----------------------------------------------------------------------
-
-_MAX_OWNERS = 1000  # callers remembered; the least recently active are forgotten first
-_MAX_SESSIONS_PER_OWNER = 50
-
-
-class RecentSessions:
-    """The sessions this server touched, per owner, most recent first; bounded, in-process."""
-
-    def __init__(self) -> None:
-        self._by_owner: OrderedDict[str, OrderedDict[SessionRef, None]] = OrderedDict()
-
-    def touch(self, owner: str, session: SessionRef) -> None:
-        sessions = self._by_owner.pop(owner, None) or OrderedDict()
-        sessions.pop(session, None)
-        sessions[session] = None
-        while len(sessions) > _MAX_SESSIONS_PER_OWNER:
-            sessions.popitem(last=False)
-        self._by_owner[owner] = sessions
-        while len(self._by_owner) > _MAX_OWNERS:
-            self._by_owner.popitem(last=False)
-
-    def of(self, owner: str) -> list[SessionRef]:
-        """The owner's sessions, most recently touched first."""
-        return list(reversed(self._by_owner.get(owner, {})))
-
-
-# -- calls in flight, to cancel ------------------------------------------------------------------------------
-
-CallKey = tuple[str | None, ...]
-
-
-class CallsInFlight:
-    """Running requests by who sent them and their JSON-RPC id, so that a cancellation can reach them.
-
-    The SDK cancels a request when its own connection carries the cancellation; a stateless HTTP server gives
-    every POST a connection of its own, so there the cancellation arrives where the request is unknown.
-    """
-
-    def __init__(self) -> None:
-        self._scopes: dict[CallKey, list[anyio.CancelScope]] = {}
-
-    @contextmanager
-    def running(self, key: CallKey) -> Iterator[anyio.CancelScope]:
-        """A block that ``cancel(key)`` cancels; check ``cancelled_caught`` afterwards."""
-        with anyio.CancelScope() as scope:
-            self._scopes.setdefault(key, []).append(scope)
-            try:
-                yield scope
-            finally:
-                self._scopes[key].remove(scope)
-                if not self._scopes[key]:
-                    del self._scopes[key]
-
-    def cancel(self, key: CallKey) -> bool:
-        """Cancel the one request under ``key``; with none, or several (an id reused), cancel nothing."""
-        scopes = self._scopes.get(key, [])
-        if len(scopes) != 1:
-            return False
-        scopes[0].cancel()
-        return True
-
-
-# -- graceful stop -------------------------------------------------------------------------------------------
-
-
-class Drain:
-    """The server's shutdown state, shared by every tool call.
-
-    After SIGTERM, running tool calls get a grace period. Following a turn happens inside ``guard()``; when the
-    grace period ends, the guarded blocks are cancelled and the tools return the turn so far with status
-    "running" and a cursor, so the client goes on with ``poll_events`` on another replica instead of losing a
-    dropped connection.
-    """
-
-    def __init__(self, grace_seconds: float = 30.0) -> None:
-        self.grace_seconds = grace_seconds
-        self.expired = False
-        self._began: anyio.Event | None = None
-        self._scopes: set[anyio.CancelScope] = set()
-
-    @property
-    def began(self) -> anyio.Event:
-        """Set once the server was told to stop. Created on first use, inside the event loop."""
-        if self._began is None:
-            self._began = anyio.Event()
-        return self._began
-
-    def begin(self) -> None:
-        """The server was told to stop (call it from the event loop's thread)."""
-        self.began.set()
-
-    def expire(self) -> None:
-        """The grace period is over: cut every guarded block short."""
-        self.expired = True
-        for scope in list(self._scopes):
-            scope.cancel()
-
-    @contextmanager
-    def guard(self) -> Iterator[anyio.CancelScope]:
-        """A block that the end of the grace period cancels; check ``cancelled_caught`` afterwards."""
-        with anyio.CancelScope() as scope:
-            if self.expired:
-                scope.cancel()
-            self._scopes.add(scope)
-            try:
-                yield scope
-            finally:
-                self._scopes.discard(scope)

@@ -67,6 +67,7 @@ from flow_mcp.server.arguments import (
     check_variables,
     load_attachments,
 )
+from flow_mcp.server.bookkeeping import CallsInFlight, RecentSessions
 from flow_mcp.server.callers import Access, Caller, SessionRef
 from flow_mcp.server.flowtools import FlowTools
 from flow_mcp.server.results import (
@@ -79,7 +80,7 @@ from flow_mcp.server.results import (
     PollResult,
     describe,
 )
-from flow_mcp.server.runner import CallsInFlight, Hint, RecentSessions, TurnRunner
+from flow_mcp.server.runner import Hint, TurnRunner
 
 log = get_logger()
 

@@ -17,8 +17,9 @@ from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.turn import TurnProgress
 from flow_mcp.flowhunt.wire import RawEvent
+from flow_mcp.server.bookkeeping import Drain, TurnBook
 from flow_mcp.server.callers import Caller, SessionRef
-from flow_mcp.server.runner import Drain, Hint, Progress, TurnBook, TurnRunner
+from flow_mcp.server.runner import Hint, Progress, TurnRunner
 
 from ..support.stub import SESSION, StubFlowHunt, stub_settings
 
