@@ -58,7 +58,7 @@ def form_of(question: Question) -> tuple[str, type[HookForm] | type[ApprovalForm
     """What the user is shown for ``question``, and the form they fill in."""
     if question.kind == "hook":
         return question.prompt or "FlowHunt's Flow Assistant is waiting for your input.", HookForm
-    lines = [f"FlowHunt's Flow Assistant asks to run {question.tool_name or 'a tool'}."]
+    lines = [f"FlowHunt asks for your approval to run {question.tool_name or 'a tool'}."]  # an assistant or a flow
     if question.tool_description:
         lines.append(question.tool_description)
     if question.tool_args is not None:
