@@ -70,14 +70,7 @@ async def test_every_event_arrives_exactly_once_with_every_fault_on(
     faulty_sandbox: SandboxServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     out, err = tmp_path / "stdout", tmp_path / "stderr"
-    env = server_env(
-        faulty_sandbox,
-        FLOW_MCP_LOG_LEVEL="debug",
-        FLOWHUNT_TIMEOUT="0.5",
-        FLOW_MCP_RETRY_MAX_SECONDS="10",
-        FLOW_MCP_MAX_RESPONSE_BYTES="500000",
-        FLOW_MCP_MAX_RETRY_AFTER="0.1",
-    )
+    env = faulty_server_env(faulty_sandbox)
     records = [
         TurnRecord(MESSAGES[i % len(MESSAGES)].format(i=i), via="ask" if i % 2 == 0 else "poll") for i in range(TURNS)
     ]
@@ -121,14 +114,7 @@ async def test_flow_turns_and_their_answers_arrive_exactly_once_and_no_hook_is_a
     faulty_sandbox: SandboxServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     out, err = tmp_path / "stdout", tmp_path / "stderr"
-    env = server_env(
-        faulty_sandbox,
-        FLOW_MCP_LOG_LEVEL="debug",
-        FLOWHUNT_TIMEOUT="0.5",
-        FLOW_MCP_RETRY_MAX_SECONDS="10",
-        FLOW_MCP_MAX_RESPONSE_BYTES="500000",
-        FLOW_MCP_MAX_RETRY_AFTER="0.1",
-    )
+    env = faulty_server_env(faulty_sandbox)
     records = []
     for i in range(FLOW_TURNS_COUNT):
         flow_id, message = FLOW_TURNS[i % len(FLOW_TURNS)]
@@ -165,3 +151,15 @@ async def test_flow_turns_and_their_answers_arrive_exactly_once_and_no_hook_is_a
     for line in out.read_text("utf-8").splitlines():
         assert json.loads(line)["jsonrpc"] == "2.0"
     assert SECRET_KEY not in out.read_text("utf-8") + stderr_text
+
+
+def faulty_server_env(sandbox: SandboxServer) -> dict[str, str]:
+    """The server's settings under every fault: short timeouts and small limits, so faults cost seconds."""
+    return server_env(
+        sandbox,
+        FLOW_MCP_LOG_LEVEL="debug",
+        FLOWHUNT_TIMEOUT="0.5",
+        FLOW_MCP_RETRY_MAX_SECONDS="10",
+        FLOW_MCP_MAX_RESPONSE_BYTES="500000",
+        FLOW_MCP_MAX_RETRY_AFTER="0.1",
+    )
