@@ -19,7 +19,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -56,6 +56,7 @@ from flow_mcp.flowhunt.wire import (
     Invocation,
     RawEvent,
     SessionCreated,
+    event_identity,
     read_json,
 )
 from flow_mcp.redaction import Redactor
@@ -75,6 +76,8 @@ MISSING_KEY_HELP = "No FlowHunt API key: set FLOWHUNT_API_KEY, or pass Settings(
 Repeat = Literal["safe", "once"]
 SessionKind = Literal["assistant", "flow"]
 """A Flow Assistant (V3) session or a published flow's (V2) session: their invoke and poll live at different paths."""
+Seen = Callable[[str, int], bool]
+"""Whether the caller has an event already, by its id and timestamp (``Cursor.delivered``)."""
 _SESSION_PATHS: dict[SessionKind, str] = {"assistant": "/v3/flow-assistants", "flow": "/v2/flows/sessions"}
 _RETRY_STATUSES: dict[Repeat, frozenset[int]] = {
     "safe": frozenset({429, 500, 502, 503, 504}),
@@ -95,6 +98,7 @@ class _Call:
     files: Mapping[str, tuple[str, bytes, str]] | None = None  # multipart: field -> (file name, content, type)
     expect: type[list[Any]] | type[dict[str, Any]] = dict  # the JSON type a 2xx body must have
     events: bool = False  # a list of events: one holding nothing that looks like an event is a shape error
+    seen: Seen | None = None  # events of the list that the caller has (left out before they are read further)
 
 
 def validate_session_id(session_id: str) -> str:
@@ -236,13 +240,23 @@ class FlowHuntClient:
         return _parse(Invocation, await self._send(call, deadline), "invoke")
 
     async def poll(
-        self, session_id: str, from_timestamp: str, *, kind: SessionKind = "assistant", deadline: float | None = None
+        self,
+        session_id: str,
+        from_timestamp: str,
+        *,
+        kind: SessionKind = "assistant",
+        deadline: float | None = None,
+        seen: Seen | None = None,
     ) -> list[RawEvent]:
-        """Events of the session from ``from_timestamp`` on (FlowHunt's reading of the bound is unknown)."""
+        """Events of the session from ``from_timestamp`` on (FlowHunt's reading of the bound is unknown).
+
+        ``seen(event_id, timestamp)`` names events the caller has already (``Cursor.delivered``): they are left out
+        before they are validated or logged, and a poll that brings nothing else is logged as an empty one.
+        """
         stamp = _validate_timestamp(from_timestamp)
         template, path = _session_path(kind, session_id, "invocation_response")
         template, path = f"{template}/{{from_timestamp}}", f"{path}/{quote(stamp, safe='')}"
-        call = _Call("POST", template, path, "safe", needs_key=False, expect=list, events=True)
+        call = _Call("POST", template, path, "safe", needs_key=False, expect=list, events=True, seen=seen)
         body = await self._send(call, deadline)
         if len(body) > _VALIDATE_OFF_LOOP_EVENTS:
             return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=session_id))
@@ -433,10 +447,11 @@ class FlowHuntClient:
         return {"Authorization": f"Bearer {key}"}
 
     async def _decode(self, call: _Call, response: httpx2.Response, data: bytes) -> Any:
+        skip = _Skip(call.seen) if call.seen is not None and response.is_success else None
         if len(data) > _PARSE_OFF_LOOP_BYTES:
-            body = await anyio.to_thread.run_sync(read_json, data, self._redactor.scrub)
+            body = await anyio.to_thread.run_sync(read_json, data, self._redactor.scrub, skip)
         else:
-            body = read_json(data, self._redactor.scrub)
+            body = read_json(data, self._redactor.scrub, skip)
         if response.is_success:
             if body is None and call.expect is list:
                 return []  # a 204, or an empty 200, to a poll: nothing new
@@ -445,7 +460,8 @@ class FlowHuntClient:
             if not isinstance(body, call.expect):
                 wanted = "a list" if call.expect is list else "an object"
                 raise ResponseShapeError(f"FlowHunt's answer to {call.template} was not {wanted}.")
-            if call.events and body and not any(isinstance(item, dict) and "event_id" in item for item in body):
+            held_events = skip is not None and skip.count > 0
+            if call.events and body and not held_events and not any(_looks_like_event(item) for item in body):
                 # Taken as "nothing new", a list of junk could close a turn's settle window early; retried instead.
                 # One bad item among events is dropped alone (parse_events).
                 raise ResponseShapeError(f"FlowHunt's answer to {call.template} holds no events.")
@@ -519,6 +535,25 @@ def _retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
     return max(seconds, 0.0) if seconds == seconds else None  # NaN: no advice
+
+
+class _Skip:
+    """The events of a poll's answer that the caller has already, counted (they still show the answer held events)."""
+
+    def __init__(self, seen: Seen) -> None:
+        self._seen = seen
+        self.count = 0
+
+    def __call__(self, item: Any) -> bool:
+        identity = event_identity(item)
+        if identity is None or not self._seen(*identity):
+            return False
+        self.count += 1
+        return True
+
+
+def _looks_like_event(item: Any) -> bool:
+    return isinstance(item, dict) and "event_id" in item
 
 
 _Model = TypeVar("_Model", bound=pydantic.BaseModel)
