@@ -144,6 +144,8 @@ class FlowHuntClient:
             headers={"User-Agent": f"flow-mcp/{__version__}", "Accept": "application/json"},
             follow_redirects=False,
         )
+        # Requests go to absolute URLs: httpx parses a relative one twice (itself, then merged with the base).
+        self._url_prefix = settings.base_url.rstrip("/")  # paths start with "/"
         self._workspace_id = settings.workspace_id
         self._workspace_lock = anyio.Lock()
         self._redactor = Redactor([settings.api_key.get_secret_value()] if settings.api_key else [])
@@ -419,8 +421,9 @@ class FlowHuntClient:
         """The response and its decoded body, read as it streams in and abandoned past the size limit."""
         limit = self._settings.max_response_bytes
         headers = self._auth_headers(call.needs_key)
+        url = self._url_prefix + call.path
         async with self._http.stream(
-            call.method, call.path, params=call.params, json=call.body, files=call.files, headers=headers
+            call.method, url, params=call.params, json=call.body, files=call.files, headers=headers
         ) as response:
             chunks: list[bytes] = []
             size = 0
