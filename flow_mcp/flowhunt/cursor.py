@@ -192,13 +192,21 @@ class Cursor:
         taken = self.take(batch, limit, now_ms)
         # Events older than what was delivered already were made visible late: they cannot open a new turn.
         progress = advance(self.progress, taken.events, now_ms, self.clock_skew_ms, delivered_until=self.timestamp)
-        return replace(taken, cursor=taken.cursor.with_progress(latch_completed(progress, now_ms, settle_ms)))
+        progress = latch_completed(progress, now_ms, settle_ms)
+        if progress is taken.cursor.progress:
+            return taken  # a poll that brought nothing new and ended nothing: the same cursor
+        return replace(taken, cursor=taken.cursor.with_progress(progress))
 
     def with_progress(self, progress: TurnProgress) -> Cursor:
         return replace(self, progress=progress)
 
     def encode(self) -> str:
         """The opaque string handed to tool callers."""
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> str:
+        # A cursor is frozen, and the same one is encoded for an error hint and again for the result: once is enough.
         progress = self.progress
         state: dict[str, Any] = {"t": self.timestamp}
         at = sorted(self.seen_at_timestamp)
