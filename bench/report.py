@@ -1,4 +1,4 @@
-"""The printed table, the verdict on each target of issue 3, and the chart (latency vs. requests per turn)."""
+"""The printed table, the verdict on each target (issues 3 and 13), and the chart (latency vs. requests per turn)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bench.common import JSONDict
 LOOPS = ("flow_mcp", "desktop", "fixed_2s")
 COMPLETION_SLACK_MS = 150
 MCP_OVERHEAD_LIMIT = 1.05
+CPU_PER_REQUEST_LIMIT = 1.5  # issue 13: the server's CPU per upstream request against the desktop loop's
 SCALE_RSS_LIMIT_MB = 300
 SCALE_P95_LIMIT_MS = 250
 
@@ -24,8 +25,8 @@ def table(results: JSONDict) -> str:
     """Scenario x loop: delivery latency, completion delay, requests and CPU per turn (markdown)."""
     lines = [
         "| scenario | loop | turns | latency p50 / p95 / max (ms) | completion p50 / p95 (ms) | requests/turn "
-        "| CPU s/turn |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| CPU s/turn | CPU ms/request |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for name, scenario in results["scenarios"].items():
         for loop in LOOPS:
@@ -36,9 +37,15 @@ def table(results: JSONDict) -> str:
                 f"| {name} | {loop} | {f['turns']}{note} "
                 f"| {_n(f['latency_p50_ms'])} / {_n(f['latency_p95_ms'])} / {_n(f['latency_max_ms'])} "
                 f"| {_n(f['completion_p50_ms'])} / {_n(f['completion_p95_ms'])} "
-                f"| {_n(f['requests_per_turn'], 1)} | {_n(f['cpu_s_per_turn'], 4)} |"
+                f"| {_n(f['requests_per_turn'], 1)} | {_n(f['cpu_s_per_turn'], 4)} | {_n(cpu_ms_per_request(f), 2)} |"
             )
     return "\n".join(lines)
+
+
+def cpu_ms_per_request(figures: JSONDict) -> float | None:
+    """CPU milliseconds of the client process per upstream request (create, invoke and polls)."""
+    cpu, requests = figures.get("cpu_s_per_turn"), figures.get("requests_per_turn")
+    return 1000 * cpu / requests if cpu is not None and requests else None
 
 
 def scale_table(results: JSONDict) -> str:
@@ -59,7 +66,7 @@ def scale_table(results: JSONDict) -> str:
 
 
 def verdicts(results: JSONDict) -> list[JSONDict]:
-    """Each target of issue 3: met or missed, with the figures."""
+    """Each target of issues 3 and 13: met or missed, with the figures."""
     found: list[JSONDict] = []
     settle = results["settle_ms"]
     for name, scenario in results["scenarios"].items():
@@ -79,6 +86,14 @@ def verdicts(results: JSONDict) -> list[JSONDict]:
                 f"{name}: requests/turn <= desktop",
                 f["requests_per_turn"] <= d["requests_per_turn"],
                 f"{_n(f['requests_per_turn'], 1)} vs {_n(d['requests_per_turn'], 1)}",
+            )
+        )
+        ours_cpu, desk_cpu = cpu_ms_per_request(f), cpu_ms_per_request(d)
+        found.append(
+            _verdict(
+                f"{name}: CPU per request <= {CPU_PER_REQUEST_LIMIT}x desktop",
+                ours_cpu is not None and desk_cpu is not None and ours_cpu <= CPU_PER_REQUEST_LIMIT * desk_cpu,
+                f"{_n(ours_cpu, 2)} ms vs {_n(desk_cpu, 2)} ms ({_ratio(ours_cpu, desk_cpu)})",
             )
         )
         found.append(
