@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 from bench.common import JSONDict, sandbox_process
-from bench.run import run_scale
+from bench.run import DEFAULT_MESSAGE, run_scale
 
 
 def top_frames(collapsed: str, limit: int = 25) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:
@@ -67,7 +67,13 @@ async def _run(args: argparse.Namespace) -> JSONDict:
                 time.sleep(1.0)  # py-spy takes a moment to attach
 
         figures = await run_scale(
-            sandbox, out, args.turns, seed=200 + args.turns, spread_s=args.spread, on_server=attach
+            sandbox,
+            out,
+            args.turns,
+            seed=200 + args.turns,
+            spread_s=args.spread,
+            message=args.message,
+            on_server=attach,
         )
         for process in profiler:
             process.send_signal(signal.SIGINT)
@@ -81,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cpuprofile", description=__doc__)
     parser.add_argument("--turns", type=int, default=300, help="concurrent default turns (default 300)")
     parser.add_argument("--spread", type=float, default=0.5, help="seconds over which the turns start (default 0.5)")
+    parser.add_argument(
+        "--message", default=DEFAULT_MESSAGE, help='what each turn asks (the sandbox scripts by it: "events:2 please")'
+    )
     parser.add_argument("--py-spy", action="store_true", help="attach py-spy to the server for the run")
     parser.add_argument("--format", default="flamegraph", choices=("flamegraph", "raw", "speedscope"))
     parser.add_argument(

@@ -191,12 +191,13 @@ async def run_scale(
     seed: int,
     *,
     spread_s: float = 0.5,
+    message: str = DEFAULT_MESSAGE,
     on_server: Callable[[int], None] | None = None,
 ) -> JSONDict:
-    """A fresh server holding ``count`` concurrent default turns (request budget raised): RSS, CPU, latency.
+    """A fresh server holding ``count`` concurrent turns (request budget raised): RSS, CPU, latency.
 
-    The turns start within ``spread_s``. ``on_server`` gets the server's pid once it is idle, before the turns
-    start (a profiler attaches there).
+    The turns (``message``'s: a default turn unless told) start within ``spread_s``. ``on_server`` gets the
+    server's pid once it is idle, before the turns start (a profiler attaches there).
     """
     async with flow_mcp_server(sandbox.url, out / "serve-scale.log", FLOW_MCP_MAX_RPS="2000") as server:
         await anyio.sleep(0.5)
@@ -217,7 +218,7 @@ async def run_scale(
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(sample)
-            asks = await _asks(server, DEFAULT_MESSAGE, _starts(random.Random(seed), count, spread_s))
+            asks = await _asks(server, message, _starts(random.Random(seed), count, spread_s))
             tasks.cancel_scope.cancel()
         wall = time.monotonic() - started
         cpu = cpu_seconds(server.process) - cpu_before

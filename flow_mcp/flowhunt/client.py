@@ -366,6 +366,8 @@ class FlowHuntClient:
 
     async def _take_turn(self, give_up: float, deadline: float | None) -> None:
         """Wait for the key's request budget; fail at once when a 429's pause outlasts the call's patience."""
+        if self.gate.try_pass():
+            return  # no wait, so no deadline to watch
         pause = self.gate.paused_for
         if pause > 0 and time.monotonic() + pause > give_up:
             raise RateLimitError(429, "the API key is paused by an earlier 429", retry_after=pause)

@@ -71,9 +71,7 @@ class RateGate:
 
     async def wait(self) -> None:
         """Return when a request of the current lane (``rate_lane``) may be sent."""
-        if not self._line and self._delay() <= 0:
-            # Nobody in line and a token to spare (the common case): served at once, as a ticket would be.
-            self._tokens -= 1
+        if self.try_pass():
             return
         ticket = self._join(_LANE.get())
         try:
@@ -91,6 +89,14 @@ class RateGate:
             self._served_tag = ticket.tag
         finally:
             self._leave(ticket)
+
+    def try_pass(self) -> bool:
+        """Take a request's token now if nobody is in line and one is to spare (the common case), as ``wait`` would
+        at once; False, and nothing taken, otherwise."""
+        if self._line or self._delay() > 0:
+            return False
+        self._tokens -= 1
+        return True
 
     def _join(self, lane: str) -> _Ticket:
         tag = max(self._served_tag, self._next_tag.get(lane, 0))
