@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -19,18 +19,15 @@ from mcp import Client
 from mcp_types import CallToolResult, TextContent
 
 from bench.common import GIVE_UP_S, now_ms
+from bench.flowside import Followed
 
 WAIT_SECONDS = 30
 
 
 @dataclass
-class Chained:
+class Chained(Followed):
     """One turn followed by a poll_events chain, as the MCP client saw it."""
 
-    session_id: str = ""
-    receipts: dict[str, float] = field(default_factory=dict)
-    done_ms: float | None = None
-    status: str = "error"
     calls: int = 0
     error: str | None = None
 

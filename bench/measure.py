@@ -7,12 +7,11 @@ nothing about a polling policy); the same rule holds for every loop.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from bench.common import JSONDict, Sandbox, median, percentile
-from bench.flowside import Asked
+from bench.flowside import Asked, Followed
 
 
 @dataclass
@@ -67,19 +66,6 @@ class Figures:
 
 def _is_person(event: JSONDict) -> bool:
     return event.get("event_type") == "human" and event.get("action_type") == "message"
-
-
-class Followed(Protocol):
-    """A turn whose receiver noted when each event (by ``event_id``) reached it."""
-
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def receipts(self) -> Mapping[str, float]: ...
-    @property
-    def done_ms(self) -> float | None: ...
-    @property
-    def status(self) -> str: ...
 
 
 def asked_figures(

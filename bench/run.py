@@ -35,7 +35,7 @@ from bench.common import (
 )
 from bench.flowside import (
     Asked,
-    Direct,
+    Followed,
     Server,
     ask,
     direct_settings,
@@ -155,8 +155,8 @@ async def run_overhead(sandbox: Sandbox, server: Server, count: int, seed: int) 
 
 
 async def _gather_pair(
-    first: Awaitable[list[Asked]], second: Awaitable[list[Direct]]
-) -> tuple[list[Asked], list[Direct]]:
+    first: Awaitable[list[Asked]], second: Awaitable[list[Followed]]
+) -> tuple[list[Asked], list[Followed]]:
     box: dict[str, Any] = {}
 
     async def put(key: str, job: Awaitable[Any]) -> None:

@@ -53,6 +53,10 @@ TURNS = {"full": 8, "quick": 3}
 MIX_TURNS = {"full": 24, "quick": 8}
 LONG_TURNS = {"full": 6, "quick": 2}  # the 20 s and 40 s shapes: about 40 s a turn
 LONG_SHAPES = ("tool_20s", "tool_40s")
+# The key's request budget (FLOW_MCP_MAX_RPS, 50/s) is shared by every turn of a server: here a loop's eight
+# lanes, in use one person's turn. Raised so that no turn waits for the other lanes' polls: the sweep measures the
+# schedule, not the budget (bench.run's concurrent100 measures that).
+SERVER_ENV = {"FLOW_MCP_MAX_RPS": "1000"}
 
 
 @dataclass(frozen=True)
@@ -217,10 +221,10 @@ async def run(args: argparse.Namespace) -> JSONDict:
     wanted = [name for name in FLOW_LOOPS if args.think or name != "chain_think"]
     with sandbox_process(out / "sweep-sandbox.log") as sandbox:
         async with AsyncExitStack() as stack:
-            servers = {
-                name: await stack.enter_async_context(flow_mcp_server(sandbox.url, out / f"sweep-serve-{name}.log"))
-                for name in wanted
-            }
+            servers = {}
+            for name in wanted:
+                serve = flow_mcp_server(sandbox.url, out / f"sweep-serve-{name}.log", **SERVER_ENV)
+                servers[name] = await stack.enter_async_context(serve)
             await anyio.to_thread.run_sync(sandbox.reset)
             seen = await run_loops(sandbox, servers, turns, args.seed, args.think)
         load_after = os.getloadavg()
@@ -231,7 +235,7 @@ async def run(args: argparse.Namespace) -> JSONDict:
     settle_ms = round(settle_s * 1000)
     shapes: JSONDict = {}
     for name in names:
-        summaries = {loop: f.summary() for loop, f in figures[name].items()}
+        summaries = {loop: {**f.summary(), "raw": _raw(f)} for loop, f in figures[name].items()}
         mine = [t for t in turns if t.shape == name]
         shapes[name] = {
             "what": SHAPES[name].what,
@@ -250,6 +254,7 @@ async def run(args: argparse.Namespace) -> JSONDict:
         "seed": args.seed,
         "lanes": args.lanes,
         "think_s": list(THINK_S) if args.think else None,
+        "server_env": SERVER_ENV,
         "settle_ms": settle_ms,
         "planned_s": planned_s,
         "load_average_before": list(load_before),
@@ -257,6 +262,20 @@ async def run(args: argparse.Namespace) -> JSONDict:
         "cpus": os.cpu_count(),
         "loops": totals,
         "shapes": shapes,
+        "plan": [
+            {"shape": t.shape, "index": t.index, "start_s": t.start_s, "lane": t.lane, "message": t.message}
+            for t in turns
+        ],
+    }
+
+
+def _raw(figures: Figures) -> JSONDict:
+    """Every latency, completion delay and count behind a loop's summary, for whoever wants other statistics."""
+    return {
+        "latencies_ms": [round(v, 1) for v in figures.latencies_ms],
+        "completion_ms": [round(v, 1) for v in figures.completion_ms],
+        "polls": figures.polls,
+        "requests": figures.requests,
     }
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from bench.common import JSONDict
+from bench.report import number, turn_cells
 
 FLOW_LOOPS = ("ask", "chain", "chain_think")
 JUDGED = ("ask", "chain")  # think time is the agent's, not the server's: chain_think is shown, not judged
@@ -14,10 +14,6 @@ LOOPS = (*FLOW_LOOPS, *REFERENCE)
 COMPLETION_SLACK_MS = 150
 LATENCY_VS_DESKTOP = 0.5
 LATENCY_VS_FIXED = 0.25
-
-
-def _n(value: Any, digits: int = 0) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def _div(a: float | None, b: float | None) -> float | None:
@@ -67,7 +63,7 @@ def _marks(verdict: dict[str, bool | None] | None) -> str:
 
 
 def _cells(shape: JSONDict, key: str, digits: int = 0) -> str:
-    return " / ".join(_n(shape["figures"].get(loop, {}).get(key), digits) for loop in LOOPS)
+    return " / ".join(number(shape["figures"].get(loop, {}).get(key), digits) for loop in LOOPS)
 
 
 def summary_table(results: JSONDict) -> str:
@@ -97,17 +93,13 @@ def loop_table(results: JSONDict) -> str:
     ]
     for name, shape in results["shapes"].items():
         for loop, f in shape["figures"].items():
-            bad = {k: v for k, v in f["outcomes"].items() if k != "completed"}
-            note = f" ({', '.join(f'{v} {k}' for k, v in bad.items())})" if bad else ""
-            ratio = shape["ratios"].get(loop)
-            versus = (
-                f"{_n(ratio['latency_p50_vs_desktop'], 2)} / {_n(ratio['latency_p50_vs_fixed_2s'], 2)}" if ratio else ""
-            )
+            turns, latency, completion = turn_cells(f)
+            ratio = shape["ratios"].get(loop) or {}
+            versus = " / ".join(number(ratio.get(k), 2) for k in ("latency_p50_vs_desktop", "latency_p50_vs_fixed_2s"))
+            per_turn = f"{number(f['polls_per_turn'], 1)} / {number(f['requests_per_turn'], 1)}"
             lines.append(
-                f"| {name} | {loop} | {f['turns']}{note} "
-                f"| {_n(f['latency_p50_ms'])} / {_n(f['latency_p95_ms'])} / {_n(f['latency_max_ms'])} "
-                f"| {_n(f['completion_p50_ms'])} / {_n(f['completion_p95_ms'])} "
-                f"| {_n(f['polls_per_turn'], 1)} / {_n(f['requests_per_turn'], 1)} | {versus} | {f['events_missed']} |"
+                f"| {name} | {loop} | {turns} | {latency} | {completion} | {per_turn} "
+                f"| {versus if ratio else ''} | {f['events_missed']} |"
             )
     return "\n".join(lines)
 
@@ -126,7 +118,7 @@ def text(results: JSONDict) -> str:
         f"(<= desktop), completion p95 (<= settle {results['settle_ms']} ms + {COMPLETION_SLACK_MS} ms)",
         "per loop over the sweep: "
         + "; ".join(
-            f"{loop} CPU {_n(v['cpu_s_per_turn'], 4)} s/turn, busiest second {v['peak_requests_per_s']} requests"
+            f"{loop} CPU {number(v['cpu_s_per_turn'], 4)} s/turn, busiest second {v['peak_requests_per_s']} requests"
             for loop, v in loops.items()
         ),
         f"events missed by any loop: {missed}",
