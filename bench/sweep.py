@@ -288,13 +288,20 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 turns a shape (mix 8, 20/40 s shapes 2)")
-    parser.add_argument("--shapes", type=lambda text: [s for s in text.split(",") if s], default=None)
+    parser.add_argument(
+        "--shapes",
+        type=lambda text: [s for s in text.split(",") if s],
+        default=None,
+        help=f"comma-separated, of: {', '.join(SHAPES)} (default: all)",
+    )
     parser.add_argument("--turns", type=int, default=None, help="turns per shape and loop, for every shape")
-    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--seed", type=int, default=13, help="draws the turns, the mix and the think times")
     parser.add_argument("--lanes", type=int, default=8, help="turns of each loop running at once")
     parser.add_argument("--no-think", dest="think", action="store_false", help="leave out the chain_think loop")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="raw results directory")
-    parser.add_argument("--chart", type=Path, default=None, help="PNG path (default bench/sweep.png; OUT with --quick)")
+    parser.add_argument(
+        "--chart", type=Path, default=None, help="PNG (default: bench/sweep.png for a full run, else OUT/sweep.png)"
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.shapes or () if name not in SHAPES]
     if unknown:

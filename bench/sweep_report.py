@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bench.common import JSONDict
 from bench.report import number, turn_cells
@@ -145,6 +146,16 @@ COLORS = {
 MARKERS = {"ask": "o", "chain": "s", "chain_think": "^", "desktop": "D", "fixed_2s": "X"}
 
 
+def _target_box(axes: Any, figures: dict[str, JSONDict]) -> None:
+    """Shade where a flow_mcp loop meets the latency and polls targets: at most the desktop loop's polls, p50 at
+    most half the desktop loop's and a quarter of the fixed loop's."""
+    desk, fixed = figures.get("desktop"), figures.get("fixed_2s")
+    if not desk or not fixed or None in (desk["polls_per_turn"], desk["latency_p50_ms"], fixed["latency_p50_ms"]):
+        return
+    top = min(LATENCY_VS_DESKTOP * desk["latency_p50_ms"], LATENCY_VS_FIXED * fixed["latency_p50_ms"])
+    axes.fill_between([0, desk["polls_per_turn"]], 0, top, color="tab:green", alpha=0.12, label="target", linewidth=0)
+
+
 def chart(results: JSONDict, path: Path) -> None:
     """One small panel per shape: p50 latency against polls per turn, one marker per loop."""
     import matplotlib
@@ -157,6 +168,7 @@ def chart(results: JSONDict, path: Path) -> None:
     rows = (len(shapes) + columns - 1) // columns
     figure, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.7 * rows + 0.8), dpi=100, squeeze=False)
     for axes, (name, shape) in zip(grid.flat, shapes.items(), strict=False):
+        _target_box(axes, shape["figures"])
         for loop, f in shape["figures"].items():
             if f["latency_p50_ms"] is None or f["polls_per_turn"] is None:
                 continue
@@ -172,19 +184,20 @@ def chart(results: JSONDict, path: Path) -> None:
         axes.set_ylim(bottom=0)
         axes.tick_params(labelsize=7)
         axes.grid(True, alpha=0.3)
+        axes.set_xlabel("polls per turn", fontsize=7, labelpad=1)
     for axes in list(grid.flat)[len(shapes) :]:
         axes.axis("off")
     for axes in grid[:, 0]:
         axes.set_ylabel("p50 latency (ms)", fontsize=8)
-    for axes in grid[-1, :]:
-        axes.set_xlabel("polls per turn", fontsize=8)
     handles = {
         label: handle for axes in grid.flat for handle, label in zip(*axes.get_legend_handles_labels(), strict=True)
     }
     figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=9)
     commit = str(results["commit"])[:8]
     figure.suptitle(
-        f"p50 event latency vs. polls per turn, per shape\n(lower-left is better; commit {commit})",
+        f"p50 event latency vs. polls per turn, per shape (lower-left is better; shaded: issue 13's latency and polls "
+        f"targets)\ncommit {commit}, {results['mode']} run, load average {results['load_average_before'][0]:.1f} "
+        f"at the start on {results['cpus']} CPUs",
         fontsize=10,
     )
     figure.tight_layout(rect=(0, 0.6 / (2.7 * rows + 0.8), 1, 1))
