@@ -1,8 +1,10 @@
 """The hook for the virtual-time simulator's oracle frontier: what no polling schedule can beat on a shape.
 
 ``bench/simulate.py`` (written beside the schedule rewrite) replays the same ``bench.shapes`` steps in virtual
-time. When it is there and offers ``oracle_frontier``, the sweep reports its answer per shape, so a target that
-no schedule can meet on a shape is shown as such rather than as a miss of flow_mcp's. Until then: None.
+time. When it is there and offers ``oracle_frontier(shape, turns, settle_ms)`` returning a JSON object (with
+``points``, a list of ``{polls_per_turn, latency_p50_ms}``, the chart draws it as a line), the sweep reports its
+answer per shape, so a target that no schedule can meet on a shape is shown as such rather than as a miss of
+flow_mcp's. Until then: None.
 """
 
 from __future__ import annotations

@@ -124,7 +124,11 @@ def text(results: JSONDict) -> str:
         ),
         f"events missed by any loop: {missed}",
         "oracle frontier: "
-        + (", ".join(frontier) if frontier else "not available (bench.simulate offers no oracle_frontier)"),
+        + (
+            "; ".join(f"{name} {results['shapes'][name]['frontier']}" for name in frontier)
+            if frontier
+            else "not available (bench.simulate offers no oracle_frontier)"
+        ),
         f"load average before {_load(results['load_average_before'])}, after {_load(results['load_average_after'])} "
         f"on {results['cpus']} CPUs; wall time {results.get('wall_s', 0):.0f} s (turns planned: "
         f"{results['planned_s']:.0f} s); commit {results['commit']}",
