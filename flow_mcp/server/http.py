@@ -48,6 +48,7 @@ from flow_mcp.server.guards import (
     connection_limit,
     guarded_protocol,
 )
+from flow_mcp.server.tracing import TraceHeaders
 
 log = get_logger()
 
@@ -135,7 +136,7 @@ def build_http_app(
     # user. Behind --no-auth anonymous is a whole team, which the proxy in front authenticates (and limits).
     if not options.stateless and (tokens or is_loopback(options.host)):
         quota = SessionQuota(mcp.session_manager, tokens.identify if tokens else None, MAX_SESSIONS_PER_CLIENT)
-    return _Stopping(Front(app, options.path, host_check(options), quota), drain)
+    return _Stopping(Front(TraceHeaders(app), options.path, host_check(options), quota), drain)
 
 
 class _Stopping:
