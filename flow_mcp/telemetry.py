@@ -169,10 +169,12 @@ def _decide() -> _Live | None:
     _live = None
     # A program that set a provider has imported the API: if it is not loaded, nobody did, and it stays unloaded.
     if not disabled_by_environment() and "opentelemetry.trace" in sys.modules:
-        from opentelemetry import metrics, trace
+        from opentelemetry import trace
 
         tracer_provider = trace.get_tracer_provider()
         if not isinstance(tracer_provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+            from opentelemetry import metrics
+
             # The meter provider may be set later than the tracer's: the API's proxy meter forwards to it then.
             _live = _Live(tracer_provider.get_tracer(_SCOPE, __version__), metrics.get_meter(_SCOPE, __version__))
     return _live
@@ -391,11 +393,25 @@ def setup_from_environment(environ: Mapping[str, str] = os.environ) -> Setup:
         metrics.set_meter_provider(meter_provider)
     if tracer_provider is not None or meter_provider is not None:
         install(tracer_provider, meter_provider)
+        _owned.extend(provider for provider in (tracer_provider, meter_provider) if provider is not None)
     return Setup(
         traces=tuple(name for name, _ in exporters.get("traces", [])),
         metrics=tuple(name for name, _ in exporters.get("metrics", [])),
         problems=tuple(problems),
     )
+
+
+_owned: list[Any] = []  # the SDK providers setup_from_environment made
+
+
+def shutdown() -> None:
+    """Export what is left and stop the providers ``setup_from_environment`` made.
+
+    They stop by themselves at a normal exit; a process that ends by a signal (uvicorn re-raises SIGTERM once it
+    has stopped) calls this first, or loses the last spans.
+    """
+    while _owned:
+        _owned.pop().shutdown()
 
 
 def _exporters(

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 import anyio
+import anyio.to_thread
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
@@ -30,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flow_mcp import telemetry
 from flow_mcp._version import __version__
 from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Settings
 from flow_mcp.errors import ConfigurationError
@@ -236,6 +238,11 @@ class _Server(uvicorn.Server):
                 host, port = sock.getsockname()[:2]
                 url = f"http://{_url_host(host)}:{port}"
                 log.info("server_listening", url=url, max_connections=self._limits.max_connections)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # uvicorn then re-raises the signal that stopped it, and a process ended by a signal runs no atexit hook.
+        await anyio.to_thread.run_sync(telemetry.shutdown)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
