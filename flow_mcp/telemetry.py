@@ -435,8 +435,14 @@ def _exporters(
             entry = _OTLP_BY_PROTOCOL[protocol]
         found = entry_points(group=f"opentelemetry_{signal}_exporter", name=entry)
         if not found:
-            package = "opentelemetry-exporter-" + entry.replace("_", "-") if entry.startswith("otlp") else entry
-            problems.append(f"no {signal} exporter {name!r} is installed (pip install {package})")
+            hint = (
+                f"pip install opentelemetry-exporter-{entry.replace('_', '-')}"
+                if entry.startswith("otlp")
+                else (
+                    f"install the OpenTelemetry package that provides an opentelemetry_{signal}_exporter named {name!r}"
+                )
+            )
+            problems.append(f"no {signal} exporter {name!r} is installed ({hint})")
             continue
         kind = next(iter(found)).load()
         try:

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.anyio
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+OTHER_TRACE_ID = "5cf92f3577b34da6a3ce929d0e0e4737"
+OTHER_TRACEPARENT = f"00-{OTHER_TRACE_ID}-{PARENT_ID}-01"
 CONSOLE = {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "console"}
 TOKEN = "otel-token-5b7e2c9a1d3f4e60"
 CLIENT_KEY = "fh-client-key-OTEL-8d2c4b6a"
@@ -87,12 +89,15 @@ async def test_an_http_clients_traceparent_header_is_continued_and_no_secret_is_
         ):
             with anyio.fail_after(60):
                 result = await client.call_tool("ask", {"message": MESSAGE})
-        assert not result.is_error, text_of(result)
+                # A traceparent in _meta, the MCP request's own carrier, comes before the HTTP header's.
+                second = await client.call_tool("ask", {"message": MESSAGE}, meta={"traceparent": OTHER_TRACEPARENT})
+        assert not result.is_error and not second.is_error, text_of(result)
         _, stdout = server.stop()
     assert stdout == ""
     named = by_name(console_spans(server.stderr))
-    (tool,) = named["tool ask"]
+    tool, other = sorted(named["tool ask"], key=lambda span: span["start_time"])
     assert tool["context"]["trace_id"] == f"0x{TRACE_ID}"
+    assert other["context"]["trace_id"] == f"0x{OTHER_TRACE_ID}"
     assert tool["attributes"]["flow_mcp.session"] == result.structured_content["session_id"]  # type: ignore[index]
     exported = "\n".join(line for line in server.lines if '"span_id"' in line or "resource_metrics" in line)
     raw_ids = {entry["path"].split("/")[3] for entry in sandbox.state.request_log() if "/invoke" in entry["path"]}
@@ -228,3 +233,49 @@ def test_a_process_without_otel_settings_loads_no_sdk_and_no_metrics_api() -> No
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert "opentelemetry.trace" in loaded  # the MCP SDK's own import: its spans are no-ops without a provider
     assert not [name for name in loaded if name.startswith(("opentelemetry.sdk", "opentelemetry.metrics"))]
+
+
+_A_PROGRAM_WITH_ITS_OWN_PROVIDER = """
+import json, sys, time
+import anyio
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from flow_mcp import FlowHuntClient, Settings, follow, send_message
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)  # before flow_mcp's first call
+
+async def main():
+    with trace.get_tracer("program").start_as_current_span("program"):
+        async with FlowHuntClient(Settings()) as flowhunt:
+            session = await flowhunt.create_session()
+            sent = await send_message(flowhunt, session.session_id, "hello", new_session=True)
+            await follow(flowhunt, session.session_id, sent.cursor, deadline=time.monotonic() + 30)
+
+anyio.run(main)
+spans = exporter.get_finished_spans()
+(program,) = [span for span in spans if span.name == "program"]
+print(json.dumps([[span.name, span.parent.span_id == program.context.span_id] for span in spans if span.parent]))
+"""
+
+
+def test_a_program_with_its_own_tracer_provider_gets_the_clients_request_spans(sandbox: SandboxServer) -> None:
+    env = {k: v for k, v in server_env(sandbox).items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _A_PROGRAM_WITH_ITS_OWN_PROVIDER],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    spans = json.loads(done.stdout.splitlines()[-1])
+    names = [name for name, _ in spans]
+    assert "POST /v3/flow-assistants/create" in names and "POST /v3/flow-assistants/{session_id}/invoke" in names
+    assert len(names) == len(sandbox.state.request_log())
+    assert all(child_of_program for _, child_of_program in spans)
