@@ -15,11 +15,11 @@ import pydantic
 import structlog
 from pydantic import SecretStr
 
-from flow_mcp import telemetry
 from flow_mcp._version import __version__
 from flow_mcp.cli.hostconfig import HOSTS
 from flow_mcp.cli.logs import configure_logging
 from flow_mcp.config import ENV_VARS, HttpOptions, Settings
+from flow_mcp.telemetry import sdk as telemetry_sdk
 
 log = structlog.get_logger()
 
@@ -216,7 +216,7 @@ def _configure(settings: Settings, level: str | None = None, fmt: str | None = N
 
 def _start_telemetry() -> None:
     """OpenTelemetry as the OTEL_* variables ask (docs/observability.md); nothing is imported when none does."""
-    setup = telemetry.setup_from_environment()
+    setup = telemetry_sdk.setup_from_environment()
     if setup.on:
         log.info("telemetry_on", traces=list(setup.traces), metrics=list(setup.metrics))
     for problem in setup.problems:

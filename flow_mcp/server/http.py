@@ -31,7 +31,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flow_mcp import telemetry
 from flow_mcp._version import __version__
 from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Settings
 from flow_mcp.errors import ConfigurationError
@@ -51,6 +50,7 @@ from flow_mcp.server.guards import (
     guarded_protocol,
 )
 from flow_mcp.server.tracing import TraceHeaders
+from flow_mcp.telemetry import sdk as telemetry_sdk
 
 log = get_logger()
 
@@ -242,7 +242,7 @@ class _Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
         # uvicorn then re-raises the signal that stopped it, and a process ended by a signal runs no atexit hook.
-        await anyio.to_thread.run_sync(telemetry.shutdown)
+        await anyio.to_thread.run_sync(telemetry_sdk.shutdown)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from flow_mcp import telemetry
+from flow_mcp.telemetry import sdk
 
 from ..support.otel import Recorded, recording
 
@@ -19,17 +20,17 @@ def recorded() -> Iterator[Recorded]:
 
 
 def test_no_otel_variable_asks_for_no_exporter() -> None:
-    assert telemetry.asked_exporters({}) == {}
-    assert telemetry.asked_exporters({"OTEL_SERVICE_NAME": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) == {}
+    assert sdk.asked_exporters({}) == {}
+    assert sdk.asked_exporters({"OTEL_SERVICE_NAME": "x", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) == {}
 
 
 def test_an_otlp_endpoint_alone_asks_for_otlp_traces_and_metrics() -> None:
-    asked = telemetry.asked_exporters({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    asked = sdk.asked_exporters({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
     assert asked == {"traces": ["otlp"], "metrics": ["otlp"]}
 
 
 def test_a_signals_own_endpoint_asks_for_that_signal_only() -> None:
-    asked = telemetry.asked_exporters({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"})
+    asked = sdk.asked_exporters({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"})
     assert asked == {"traces": ["otlp"]}
 
 
@@ -39,13 +40,13 @@ def test_exporter_lists_are_read_and_none_turns_a_signal_off() -> None:
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
     }
-    assert telemetry.asked_exporters(environ) == {"traces": ["console", "otlp"]}
+    assert sdk.asked_exporters(environ) == {"traces": ["console", "otlp"]}
 
 
 def test_otel_sdk_disabled_asks_for_nothing() -> None:
     environ = {"OTEL_SDK_DISABLED": "TRUE", "OTEL_TRACES_EXPORTER": "console", "OTEL_EXPORTER_OTLP_ENDPOINT": "x"}
-    assert telemetry.asked_exporters(environ) == {}
-    assert telemetry.setup_from_environment(environ) == telemetry.Setup()
+    assert sdk.asked_exporters(environ) == {}
+    assert sdk.setup_from_environment(environ) == sdk.Setup()
 
 
 def test_while_off_every_helper_does_nothing() -> None:
