@@ -238,7 +238,9 @@ def test_a_process_without_otel_settings_loads_no_sdk_and_no_metrics_api() -> No
 _A_PROGRAM_WITH_ITS_OWN_PROVIDER = """
 import json, sys, time
 import anyio
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -248,6 +250,8 @@ exporter = InMemorySpanExporter()
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)  # before flow_mcp's first call
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 
 async def main():
     with trace.get_tracer("program").start_as_current_span("program"):
@@ -259,11 +263,14 @@ async def main():
 anyio.run(main)
 spans = exporter.get_finished_spans()
 (program,) = [span for span in spans if span.name == "program"]
-print(json.dumps([[span.name, span.parent.span_id == program.context.span_id] for span in spans if span.parent]))
+children = [[span.name, span.parent.span_id == program.context.span_id] for span in spans if span.parent]
+data = reader.get_metrics_data()
+names = [m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics]
+print(json.dumps({"spans": children, "metrics": names}))
 """
 
 
-def test_a_program_with_its_own_tracer_provider_gets_the_clients_request_spans(sandbox: SandboxServer) -> None:
+def test_a_program_with_its_own_providers_gets_the_clients_request_spans_and_metrics(sandbox: SandboxServer) -> None:
     env = {k: v for k, v in server_env(sandbox).items() if not k.startswith("OTEL_")}
     done = subprocess.run(
         [sys.executable, "-c", _A_PROGRAM_WITH_ITS_OWN_PROVIDER],
@@ -274,8 +281,10 @@ def test_a_program_with_its_own_tracer_provider_gets_the_clients_request_spans(s
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    spans = json.loads(done.stdout.splitlines()[-1])
+    seen = json.loads(done.stdout.splitlines()[-1])
+    spans = seen["spans"]
     names = [name for name, _ in spans]
     assert "POST /v3/flow-assistants/create" in names and "POST /v3/flow-assistants/{session_id}/invoke" in names
     assert len(names) == len(sandbox.state.request_log())
     assert all(child_of_program for _, child_of_program in spans)
+    assert {telemetry.POLLS, telemetry.EVENTS} <= set(seen["metrics"])
