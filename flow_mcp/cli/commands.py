@@ -19,6 +19,7 @@ from flow_mcp._version import __version__
 from flow_mcp.cli.hostconfig import HOSTS
 from flow_mcp.cli.logs import configure_logging
 from flow_mcp.config import ENV_VARS, HttpOptions, Settings
+from flow_mcp.telemetry import sdk as telemetry_sdk
 
 log = structlog.get_logger()
 
@@ -210,6 +211,16 @@ def _configure(settings: Settings, level: str | None = None, fmt: str | None = N
     """Logging to stderr with the secrets redacted; ``level``/``fmt`` override the settings for terminal commands."""
     secrets = [s.get_secret_value() for s in (settings.api_key, settings.token, settings.secret) if s is not None]
     configure_logging(level or settings.log_level, fmt or settings.log_format, secrets=secrets)
+    _start_telemetry()
+
+
+def _start_telemetry() -> None:
+    """OpenTelemetry as the OTEL_* variables ask (docs/observability.md); nothing is imported when none does."""
+    setup = telemetry_sdk.setup_from_environment()
+    if setup.on:
+        log.info("telemetry_on", traces=list(setup.traces), metrics=list(setup.metrics))
+    for problem in setup.problems:
+        log.warning("telemetry_not_set_up", problem=problem)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 import anyio
+import anyio.to_thread
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
@@ -48,6 +49,8 @@ from flow_mcp.server.guards import (
     connection_limit,
     guarded_protocol,
 )
+from flow_mcp.server.tracing import TraceHeaders
+from flow_mcp.telemetry import sdk as telemetry_sdk
 
 log = get_logger()
 
@@ -135,7 +138,7 @@ def build_http_app(
     # user. Behind --no-auth anonymous is a whole team, which the proxy in front authenticates (and limits).
     if not options.stateless and (tokens or is_loopback(options.host)):
         quota = SessionQuota(mcp.session_manager, tokens.identify if tokens else None, MAX_SESSIONS_PER_CLIENT)
-    return _Stopping(Front(app, options.path, host_check(options), quota), drain)
+    return _Stopping(Front(TraceHeaders(app), options.path, host_check(options), quota), drain)
 
 
 class _Stopping:
@@ -235,6 +238,11 @@ class _Server(uvicorn.Server):
                 host, port = sock.getsockname()[:2]
                 url = f"http://{_url_host(host)}:{port}"
                 log.info("server_listening", url=url, max_connections=self._limits.max_connections)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # uvicorn then re-raises the signal that stopped it, and a process ended by a signal runs no atexit hook.
+        await anyio.to_thread.run_sync(telemetry_sdk.shutdown)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
