@@ -37,8 +37,9 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.logger import get_logger
+from flow_mcp.replicas import Coordination, InProcess
 from flow_mcp.server.arguments import argument_errors
-from flow_mcp.server.bookkeeping import CallKey, Drain
+from flow_mcp.server.bookkeeping import CallKey, CallsInFlight, Drain, call_digest
 from flow_mcp.server.callers import Access, HttpAccess
 from flow_mcp.server.elicitation import state_security
 from flow_mcp.server.flowtools import flow_tools_middleware, running_flow_tools
@@ -72,12 +73,14 @@ def build_server(
     http: HttpAccess | None = None,
     drain: Drain | None = None,
     token_verifier: TokenVerifier | None = None,
+    shared: Coordination | None = None,
 ) -> MCPServer[AppState]:
     """The flow_mcp MCP server. Nothing here touches the network: FlowHunt is first called by a tool.
 
     ``http`` makes it a server for many clients (session handles, optionally each client's own FlowHunt key);
     ``drain`` is how the HTTP runner tells running calls that the server is stopping; ``token_verifier``
-    makes every HTTP request need a bearer token it accepts.
+    makes every HTTP request need a bearer token it accepts; ``shared`` is what replicas share (their request
+    budget, session holds and cancellations; flow_mcp.replicas), by default nothing: all of it in this process.
     """
 
     bus = InMemorySubscriptionBus()  # subscriptions/listen streams (2026-07-28), told when the flow tools change
@@ -85,11 +88,14 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with (
-            Access(settings, client_factory, http) as access,
+            shared or InProcess() as coordination,
+            Access(settings, client_factory, http, coordination) as access,
             running_flow_tools(settings, access, bus) as flow_tools,
         ):
-            runner = TurnRunner(settings, drain or Drain())
-            yield AppState(settings=settings, access=access, runner=runner, flow_tools=flow_tools)
+            runner = TurnRunner(settings, drain or Drain(), coordination)
+            calls = CallsInFlight()
+            coordination.on_cancel(calls.cancel_digest)  # a cancellation another replica was sent
+            yield AppState(settings=settings, access=access, runner=runner, calls=calls, flow_tools=flow_tools)
 
     mcp = _FlowServer(
         "flow-mcp",
@@ -140,8 +146,12 @@ async def _stop_when_cancelled(ctx: RequestContext, call_next: CallNext) -> Hand
     if ctx.request_id is None:
         if ctx.method == "notifications/cancelled" and isinstance(ctx.params, Mapping):
             request_id = ctx.params.get("requestId")
-            if request_id is not None and calls.cancel(_call_key(ctx, request_id)):
-                log.info("request_cancelled", request_id=str(request_id))
+            if request_id is not None:
+                key = _call_key(ctx, request_id)
+                if calls.cancel(key):
+                    log.info("request_cancelled", request_id=str(request_id))
+                else:  # not running here: it may run on another replica
+                    await ctx.lifespan_context.runner.shared.cancel(call_digest(key))
         return await call_next(ctx)
     if ctx.method not in _LONG_METHODS:
         return await call_next(ctx)
