@@ -25,9 +25,13 @@ REDIS_MISSING = (
 
 def redis_missing(settings: Settings) -> str | None:
     """What to tell the user when FLOW_MCP_REDIS_URL is set but the ``redis`` package is not there, else None."""
-    if settings.redis_url is None or importlib.util.find_spec("redis") is not None:
+    if settings.redis_url is None:
         return None
-    return REDIS_MISSING
+    try:
+        found = importlib.util.find_spec("redis") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        found = False
+    return None if found else REDIS_MISSING
 
 
 def coordination(settings: Settings) -> Coordination:
