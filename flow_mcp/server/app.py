@@ -12,6 +12,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -94,7 +95,7 @@ def build_server(
         ):
             runner = TurnRunner(settings, drain or Drain(), coordination)
             calls = CallsInFlight()
-            coordination.on_cancel(calls.cancel_digest)  # a cancellation another replica was sent
+            coordination.on_cancel(partial(_cancelled_elsewhere, calls))
             yield AppState(settings=settings, access=access, runner=runner, calls=calls, flow_tools=flow_tools)
 
     mcp = _FlowServer(
@@ -151,7 +152,11 @@ async def _stop_when_cancelled(ctx: RequestContext, call_next: CallNext) -> Hand
                 if calls.cancel(key):
                     log.info("request_cancelled", request_id=str(request_id))
                 else:  # not running here: it may run on another replica
-                    await ctx.lifespan_context.runner.shared.cancel(call_digest(key))
+                    log.info("request_cancel_passed_on", request_id=str(request_id))
+                    # Shielded (and bounded by FLOW_MCP_REDIS_TIMEOUT): a stateless server ends a notification's
+                    # request as soon as it is answered, which would otherwise cut the message off on its way.
+                    with anyio.CancelScope(shield=True):
+                        await ctx.lifespan_context.runner.shared.cancel(call_digest(key))
         return await call_next(ctx)
     if ctx.method not in _LONG_METHODS:
         return await call_next(ctx)
@@ -171,6 +176,12 @@ async def _stop_when_cancelled(ctx: RequestContext, call_next: CallNext) -> Hand
         # Nobody waits for this answer any more; it only closes the request's stream, as the SDK's own does.
         raise MCPError(code=REQUEST_CANCELLED, message="Request cancelled")
     return result
+
+
+def _cancelled_elsewhere(calls: CallsInFlight, digest: str) -> None:
+    """A cancellation another replica was sent: the call stops if it runs here."""
+    if calls.cancel_digest(digest):
+        log.info("request_cancelled", via="redis")
 
 
 def _call_key(ctx: RequestContext, request_id: object) -> CallKey:

@@ -19,6 +19,9 @@ from ..support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
+# The loops below that wait on Redis's state (a lease's end, the probe's next ping) have no event to await: they
+# ask again, each wait bounded by fail_after.
+
 KEY = "fh-live-SECRET-9d8c7b6a5f4e3d2c1b0a"
 FINGERPRINT = key_fingerprint(KEY)
 
@@ -69,7 +72,7 @@ async def test_a_hold_is_renewed_past_its_lease_and_lapses_when_its_replica_is_g
             assert isinstance(await b.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held)
         # A is gone without releasing (as a killed process): the hold lapses with its lease.
         with anyio.fail_after(5):
-            while isinstance(await b.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held):
+            while isinstance(await b.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held):  # noqa: ASYNC110
                 await anyio.sleep(0.1)
 
 
@@ -104,14 +107,14 @@ async def test_with_redis_stopped_each_replica_goes_on_alone_then_shares_again(r
         assert a.health() == {"redis": "unavailable", "degraded": True}
         redis_server.start()
         with anyio.fail_after(10):
-            while a.health()["degraded"] or b.health()["degraded"]:
+            while a.health()["degraded"] or b.health()["degraded"]:  # noqa: ASYNC110 -- the probe runs each second
                 await anyio.sleep(0.1)
         assert a.health() == {"redis": "ok", "degraded": False}
         assert await a.bucket(FINGERPRINT, 1).take() == 0
         assert await b.bucket(FINGERPRINT, 1).take() > 0.5  # shared again
         # The hold A took while Redis was away is put into Redis by its renewals.
         with anyio.fail_after(10):
-            while not isinstance(await b.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held):
+            while not isinstance(await b.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held):  # noqa: ASYNC110
                 await anyio.sleep(0.1)
         await lease.release()
 
@@ -131,7 +134,7 @@ async def test_a_redis_that_stops_answering_never_holds_a_call_past_the_timeout(
         finally:
             redis_server.thaw()
         with anyio.fail_after(10):
-            while a.health()["degraded"]:
+            while a.health()["degraded"]:  # noqa: ASYNC110 -- the probe runs each second
                 await anyio.sleep(0.1)
 
 
