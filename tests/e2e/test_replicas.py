@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,8 +23,8 @@ from flow_mcp.config import key_fingerprint
 from flow_mcp.sandbox import SandboxServer
 
 from ..support.httpserver import HttpServer, http_client
-from ..support.redis_server import RedisServer
-from ..support.servers import server_env, text_of
+from ..support.redis_server import RedisServer, free_port, redis_server_binary
+from ..support.servers import ROOT, server_env, text_of
 from .test_outside_clients import polling_stops, polls
 
 pytestmark = pytest.mark.anyio
@@ -261,3 +264,49 @@ def test_without_a_redis_url_the_server_never_loads_the_redis_package(sandbox: S
         [sys.executable, "-c", code], env=server_env(sandbox), capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+async def test_the_two_replica_example_serves_one_session_from_both_replicas_through_its_redis(
+    sandbox: SandboxServer,
+) -> None:
+    redis_server_binary()  # the example starts its own
+    ports = {name: str(free_port()) for name in ("REDIS_PORT", "PORT_A", "PORT_B")}
+    env = server_env(sandbox, FLOW_MCP=str(Path(sys.executable).parent / "flow-mcp"), **ports)
+    sandbox.config.update({"pacing": 0.5})
+    script = ROOT / "examples" / "replicas" / "two-replicas.sh"
+    bash = shutil.which("bash") or "/bin/bash"
+    example = await anyio.open_process(
+        [bash, str(script)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    a, b = (f"http://127.0.0.1:{ports[name]}" for name in ("PORT_A", "PORT_B"))
+    try:
+        async with httpx2.AsyncClient(timeout=5) as http:
+            with anyio.fail_after(60):
+                for url in (a, b):
+                    while True:
+                        with contextlib.suppress(httpx2.TransportError):
+                            health = (await http.get(f"{url}/healthz")).json()
+                            if health.get("redis") == "ok":
+                                break
+                        await anyio.sleep(0.2)
+        at_work = anyio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if message and "step 1" in message:
+                at_work.set()
+
+        async with http_client(a) as on_a, http_client(b) as on_b, anyio.create_task_group() as tasks:
+            created = await on_a.call_tool("create_session", {})
+            assert created.structured_content is not None
+            handle = created.structured_content["session_id"]
+            args = {"message": LONG_TASK, "session_id": handle, "timeout_seconds": 30}
+            tasks.start_soon(partial(on_a.call_tool, "ask", args, progress_callback=on_progress))
+            with anyio.fail_after(30):
+                await at_work.wait()
+            refused = await on_b.call_tool("ask", {"message": "And now?", "session_id": handle})
+            tasks.cancel_scope.cancel()
+        assert refused.is_error and "on another replica" in text_of(refused)
+    finally:
+        example.send_signal(signal.SIGTERM)
+        with anyio.fail_after(60):  # the example's trap stops its replicas and its redis-server
+            await example.wait()
