@@ -105,6 +105,11 @@ class Sandbox:
                 counts[parts[3]] += 1
         return counts
 
+    def requests(self) -> list[JSONDict]:
+        """The request log since the last reset (method, path, kind, status, at_ms)."""
+        body: list[JSONDict] = self._get("/_sandbox/requests")
+        return body
+
     def reset(self) -> None:
         """Forget the request log (sessions and their events stay)."""
         httpx2.post(self.url + "/_sandbox/reset", timeout=30).raise_for_status()
