@@ -113,6 +113,11 @@ class Sandbox:
                 found.append((parts[3], str(entry.get("kind")), int(float(entry["at_ms"]))))
         return found
 
+    def requests(self) -> list[JSONDict]:
+        """The request log since the last reset (method, path, kind, status, at_ms)."""
+        body: list[JSONDict] = self._get("/_sandbox/requests")
+        return body
+
     def reset(self) -> None:
         """Forget the request log (sessions and their events stay)."""
         httpx2.post(self.url + "/_sandbox/reset", timeout=30).raise_for_status()

@@ -472,7 +472,7 @@ class FlowHuntClient:
         if response.status_code == 429:
             telemetry.count(telemetry.RATE_LIMITED, 1, {"url.template": call.template})
             # The limit is the key's, so every turn of this client waits, not only the one that got the 429.
-            self.gate.pause(retry_after if retry_after is not None else 1.0)
+            await self.gate.pause(retry_after if retry_after is not None else 1.0)
         # The body's strings are already scrubbed, so the detail is cut only after the key was taken out.
         location = self._shown_url(response.headers.get("Location")) if response.is_redirect else None
         raise error_for_status(response.status_code, None if body is UNREADABLE else body, retry_after, location)

@@ -35,6 +35,7 @@ from flow_mcp._version import __version__
 from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Settings
 from flow_mcp.errors import ConfigurationError
 from flow_mcp.flowhunt.logger import get_logger
+from flow_mcp.replicas import coordination
 from flow_mcp.server.app import build_server
 from flow_mcp.server.bookkeeping import Drain
 from flow_mcp.server.callers import HttpAccess
@@ -109,17 +110,20 @@ def build_http_app(
     drain: Drain,
 ) -> ASGIApp:
     """The ASGI app: the MCP endpoint at ``options.path``, ``GET /healthz``, and the graceful stop."""
+    shared = coordination(settings)
     mcp = build_server(
         settings,
         http=HttpAccess(key_from_client=options.key_from_client),
         drain=drain,
         token_verifier=_StaticTokens(tokens) if tokens else None,
+        shared=shared,
     )
 
     async def healthz(_: Request) -> JSONResponse:
-        # No auth and no FlowHunt call: a load balancer asks whether this process serves, nothing more.
+        # No auth and no FlowHunt call: a load balancer asks whether this process serves, nothing more. A replica
+        # that lost Redis still serves (degraded: on its own budget), so it stays 200.
         stopping = drain.began.is_set()
-        body = {"status": "stopping" if stopping else "ok", "version": __version__}
+        body = {"status": "stopping" if stopping else "ok", "version": __version__, **shared.health()}
         return JSONResponse(body, status_code=503 if stopping else 200)
 
     mcp.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)

@@ -478,7 +478,8 @@ async def _one_turn(
     state: AppState, caller: Caller, session: SessionRef, hint: Hint, run: Run, *, continuing: bool
 ) -> AskResult:
     """``run`` as the session's one turn, recording how it left the turn (running: with its cursor)."""
-    async with state.runner.one_turn(caller, session, continuing=continuing) as record:
+    position = lambda: hint.cursor  # noqa: E731 -- read when a call refused meanwhile asks where the turn is
+    async with state.runner.one_turn(caller, session, continuing=continuing, position=position) as record:
         with tracing.turn_span(hint.session_id, session.kind) as finished:
             try:
                 result = await run()
