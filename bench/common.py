@@ -107,7 +107,7 @@ class Sandbox:
     def session_requests(self) -> list[tuple[str, str, int]]:
         """(session id, call kind, epoch ms) of every request on a session path since the last reset."""
         found = []
-        for entry in self._get("/_sandbox/requests"):
+        for entry in self.requests():
             parts = str(entry["path"]).split("/")
             if len(parts) > 4 and parts[1] == "v3":
                 found.append((parts[3], str(entry.get("kind")), int(float(entry["at_ms"]))))
