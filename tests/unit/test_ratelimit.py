@@ -43,7 +43,7 @@ async def test_a_request_passes_at_once_only_with_a_token_to_spare_and_nobody_in
     assert gate.try_pass() and gate.try_pass()
     assert not gate.try_pass()  # the burst is spent
     gate = RateGate(rate=0.001, burst=3)
-    gate.pause(60)
+    await gate.pause(60)
     assert not gate.try_pass()  # a 429's pause holds every request back
     gate = RateGate(rate=1000, burst=1)
     gate.try_pass()
