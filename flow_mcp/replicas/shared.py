@@ -211,7 +211,15 @@ class RedisCoordination:
         key = f"flow-mcp:{fingerprint}:turn:{_digest(session_id)}"
         owner = uuid.uuid4().hex
         args: list[str | int] = [owner, position() or "", self._lease_ms, 0 if check else 1]
-        answer = await self.run(lambda: self._hold(keys=[key], args=args))
+        try:
+            answer = await self.run(lambda: self._hold(keys=[key], args=args))
+        except BaseException:
+            # Cancelled while Redis answered (the caller gone): no lease will release this hold, so give it up now,
+            # or this replica refuses the session until it restarts. Redis may have taken it: free that too.
+            local.release_now()
+            with anyio.CancelScope(shield=True):
+                await self.run(lambda: self._release(keys=[key], args=[owner]))
+            raise
         if answer is not _DOWN and not int(answer[0]):
             local.release_now()
             return Held(answer[1] or None, elsewhere=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -26,9 +26,13 @@ KEY = "fh-live-SECRET-9d8c7b6a5f4e3d2c1b0a"
 FINGERPRINT = key_fingerprint(KEY)
 
 
+def replica(redis_server: RedisServer, **overrides: Any) -> AbstractAsyncContextManager[RedisCoordination]:
+    return replica_at(redis_server.url, **overrides)
+
+
 @asynccontextmanager
-async def replica(redis_server: RedisServer, **overrides: Any) -> AsyncIterator[RedisCoordination]:
-    values: dict[str, Any] = {"redis_url": SecretStr(redis_server.url), "api_key": SecretStr(KEY), **overrides}
+async def replica_at(url: str, **overrides: Any) -> AsyncIterator[RedisCoordination]:
+    values: dict[str, Any] = {"redis_url": SecretStr(url), "api_key": SecretStr(KEY), **overrides}
     shared = coordination(Settings(**values))
     assert isinstance(shared, RedisCoordination)
     async with shared:
@@ -152,3 +156,18 @@ async def test_what_redis_holds_never_names_the_key_and_always_expires(redis_ser
                 assert KEY not in key and plain.pttl(key) > 0
                 stored = plain.hgetall(key) if plain.type(key) == "hash" else {"": plain.get(key)}
                 assert not any(KEY in str(value) for value in stored.values())
+
+
+async def test_a_hold_given_up_while_redis_sat_on_it_leaves_the_session_free(redis_server: RedisServer) -> None:
+    # A call cancelled (its client gone) while Redis was slow to answer its hold: nobody follows that session, so
+    # this replica must not go on refusing it once the hold Redis may have taken meanwhile has lapsed.
+    async with replica(redis_server, redis_timeout=2, redis_lease_seconds=1) as a:
+        redis_server.freeze()
+        try:
+            with anyio.move_on_after(0.3):  # the cancellation, well within the timeout
+                await a.hold(FINGERPRINT, "session-1", check=True, position=lambda: None)
+        finally:
+            redis_server.thaw()
+        with anyio.fail_after(10):
+            while isinstance(await a.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held):  # noqa: ASYNC110
+                await anyio.sleep(0.1)
