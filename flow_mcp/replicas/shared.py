@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -38,6 +38,7 @@ log = get_logger()
 
 POSITION_SECONDS = 0.2  # how soon a hold in Redis shows where its turn stands
 PROBE_SECONDS = 1.0  # how often Redis is pinged: how soon an outage, and the end of one, is noticed
+MAX_CONNECTIONS = 100  # to Redis, per replica: calls beyond wait their turn (Redis answers in well under a ms)
 LEFT_RUNNING_SECONDS = 86_400  # a turn left running is remembered this long (turns that run longer are rare)
 _DOWN: Any = object()  # what a Redis call that failed or ran late gives back
 
@@ -114,13 +115,18 @@ class RedisCoordination:
         assert settings.redis_url is not None
         self._timeout = settings.redis_timeout
         self._lease_ms = math.ceil(settings.redis_lease_seconds * 1000)
-        self._redis: Redis = Redis.from_url(
+        # A call waits for a free connection rather than failing when many run at once (recent redis-py refuses
+        # the 101st), which would open the circuit at a busy moment; the wait is bounded like the call.
+        pool = BlockingConnectionPool.from_url(
             settings.redis_url.get_secret_value(),
+            max_connections=MAX_CONNECTIONS,
+            timeout=None,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
             retry=Retry(NoBackoff(), 0),  # the circuit decides when to try again, not the client
             decode_responses=True,
         )
+        self._redis: Redis = Redis.from_pool(pool)
         self._take = self._redis.register_script(_TAKE)
         self._pause = self._redis.register_script(_PAUSE)
         self._hold = self._redis.register_script(_HOLD)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -171,3 +172,16 @@ async def test_a_hold_given_up_while_redis_sat_on_it_leaves_the_session_free(red
         with anyio.fail_after(10):
             while isinstance(await a.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held):  # noqa: ASYNC110
                 await anyio.sleep(0.1)
+
+
+async def test_many_calls_at_once_share_through_redis_without_opening_the_circuit(redis_server: RedisServer) -> None:
+    # Many tool calls starting together each hold their session at once: a busy moment, not an outage, so every
+    # hold must be in Redis, seen by the other replica, and this replica must not go on alone.
+    sessions = [f"session-{n}" for n in range(300)]
+    async with replica(redis_server) as a, replica(redis_server) as b:
+        async with anyio.create_task_group() as calls:
+            for session in sessions:
+                calls.start_soon(partial(a.hold, FINGERPRINT, session, check=True, position=lambda: None))
+        assert a.health()["degraded"] is False
+        for session in sessions:
+            assert isinstance(await b.hold(FINGERPRINT, session, check=True, position=lambda: None), Held), session
