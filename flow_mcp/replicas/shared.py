@@ -319,6 +319,7 @@ class _SharedLease:
         self._shared, self._key, self._owner, self._position = shared, key, owner, position
         self._release_local = release_local
         self._written = (position() or "", time.monotonic())  # what Redis holds, and when it was written
+        self._writing = anyio.Lock()  # a renewal and the release, one after the other
 
     def due(self, every: float) -> bool:
         """Whether the hold wants renewing: its lease is a third gone, or its turn moved on."""
@@ -326,10 +327,14 @@ class _SharedLease:
         return time.monotonic() - at >= every or (self._position() or "") != written
 
     async def renew(self) -> None:
-        cursor = self._position() or ""
-        self._written = (cursor, time.monotonic())
-        args: list[str | int] = [self._owner, cursor, self._shared._lease_ms]
-        answer = await self._shared.run(lambda: self._shared._renew(keys=[self._key], args=args))
+        async with self._writing:
+            # Released since the renewals took their list: renewing would take the session again, for nobody.
+            if self not in self._shared._leases:
+                return
+            cursor = self._position() or ""
+            self._written = (cursor, time.monotonic())
+            args: list[str | int] = [self._owner, cursor, self._shared._lease_ms]
+            answer = await self._shared.run(lambda: self._shared._renew(keys=[self._key], args=args))
         if answer is not _DOWN and not int(answer):
             # It lapsed (Redis was away longer than the lease) and another replica took the session meanwhile.
             log.warning("turn_hold_lost", help="another replica follows a turn in this session too")
@@ -338,4 +343,5 @@ class _SharedLease:
     async def release(self) -> None:
         self._release_local()
         self._shared._leases.discard(self)
-        await self._shared.run(lambda: self._shared._release(keys=[self._key], args=[self._owner]))
+        async with self._writing:  # after a renewal on its way, which would otherwise land after the release
+            await self._shared.run(lambda: self._shared._release(keys=[self._key], args=[self._owner]))

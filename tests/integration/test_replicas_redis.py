@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -185,3 +186,23 @@ async def test_many_calls_at_once_share_through_redis_without_opening_the_circui
         assert a.health()["degraded"] is False
         for session in sessions:
             assert isinstance(await b.hold(FINGERPRINT, session, check=True, position=lambda: None), Held), session
+
+
+async def test_a_released_hold_is_never_taken_again_by_a_renewal(redis_server: RedisServer) -> None:
+    # Turns on one replica end while its renewals run (each turn moves on, so each renews every 0.2 s): a renewal
+    # must not put a hold its call has released back into Redis, where nobody would renew or release it.
+    positions = itertools.count()
+    async with replica(redis_server) as a:
+
+        async def turn(n: int) -> None:
+            lease = await a.hold(FINGERPRINT, f"session-{n}", check=True, position=lambda: str(next(positions)))
+            assert not isinstance(lease, Held)
+            await anyio.sleep(0.2 + (n % 40) * 0.045)  # turns of different lengths, ending while renewals run
+            await lease.release()
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as turns:
+                for n in range(300):
+                    turns.start_soon(turn, n)
+    with redis_server.client() as plain:
+        assert plain.keys("*:turn:*") == []
