@@ -125,6 +125,9 @@ class RedisCoordination:
             socket_connect_timeout=self._timeout,
             retry=Retry(NoBackoff(), 0),  # the circuit decides when to try again, not the client
             decode_responses=True,
+            # What Redis holds or carries is not always ours (anyone with access can publish on the channel): bytes
+            # that are not UTF-8 must not raise, which in the subscriber would stop the whole server.
+            encoding_errors="replace",
         )
         self._redis: Redis = Redis.from_pool(pool)
         self._take = self._redis.register_script(_TAKE)

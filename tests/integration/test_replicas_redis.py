@@ -206,3 +206,19 @@ async def test_a_released_hold_is_never_taken_again_by_a_renewal(redis_server: R
                     turns.start_soon(turn, n)
     with redis_server.client() as plain:
         assert plain.keys("*:turn:*") == []
+
+
+async def test_a_message_on_the_cancel_channel_that_is_not_text_leaves_the_replica_listening(
+    redis_server: RedisServer,
+) -> None:
+    heard = anyio.Event()
+    channel = f"flow-mcp:{FINGERPRINT}:cancel"  # as docs/replicas.md names it
+    async with replica(redis_server) as a, replica(redis_server) as b:
+        b.on_cancel(lambda digest: heard.set() if digest == "call-digest" else None)
+        with redis_server.client() as plain, anyio.fail_after(10):
+            while plain.publish(channel, b"\xff\xfe not UTF-8") < 2:  # noqa: ASYNC110 -- until both replicas listen
+                await anyio.sleep(0.05)
+            while not heard.is_set():
+                await a.cancel("call-digest")
+                with anyio.move_on_after(0.1):
+                    await heard.wait()
