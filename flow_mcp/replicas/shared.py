@@ -27,7 +27,7 @@ from anyio.abc import TaskGroup
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, RedisError
 
 from flow_mcp.config import Settings, key_fingerprint
 from flow_mcp.flowhunt.logger import get_logger
@@ -104,6 +104,22 @@ return 0
 """
 
 
+_ALONE = "this replica goes on alone (its own request budget and session holds) until Redis is back"
+# Refusals that no waiting mends, so the warning says what to change.
+_CREDENTIALS = "Redis refused the user or password in FLOW_MCP_REDIS_URL: correct them; until then " + _ALONE
+_PERMISSIONS = (
+    "the Redis user in FLOW_MCP_REDIS_URL may not run a command flow-mcp needs: grant those docs/replicas.md lists; "
+    "until then " + _ALONE
+)
+
+
+def _help(error: BaseException) -> str:
+    """What the warning of an open circuit tells the operator to do."""
+    if isinstance(error, AuthenticationError | AuthorizationError):
+        return _CREDENTIALS
+    return _PERMISSIONS if isinstance(error, NoPermissionError) else _ALONE
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -177,11 +193,7 @@ class RedisCoordination:
     def _trip(self, error: BaseException) -> None:
         if self.up:
             self.up = False
-            log.warning(
-                "redis_unavailable",
-                error_type=type(error).__name__,
-                help="this replica goes on alone (its own request budget and session holds) until Redis is back",
-            )
+            log.warning("redis_unavailable", error_type=type(error).__name__, help=_help(error))
 
     async def _probe(self) -> None:
         while True:

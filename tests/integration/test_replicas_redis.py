@@ -18,6 +18,7 @@ from flow_mcp.replicas import Held, coordination
 from flow_mcp.replicas.shared import RedisCoordination
 
 from ..support.redis_server import RedisServer
+from .test_attack_findings import captured_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -222,3 +223,18 @@ async def test_a_message_on_the_cancel_channel_that_is_not_text_leaves_the_repli
                 await a.cancel("call-digest")
                 with anyio.move_on_after(0.1):
                     await heard.wait()
+
+
+async def test_credentials_redis_refuses_are_reported_with_the_setting_to_correct() -> None:
+    # Waiting mends neither a wrong password nor a user without the commands: the warning names what to change.
+    with RedisServer(password="the-right-one") as protected, captured_logs() as entries:
+        with protected.client() as plain:
+            plain.execute_command("ACL", "SETUSER", "pinger", "on", ">the-pinger-one", "~*", "+ping")
+        for user, password in (("", "the-wrong-one"), ("", "the-right-one"), ("pinger", "the-pinger-one")):
+            async with replica_at(f"redis://{user}:{password}@127.0.0.1:{protected.port}/0") as shared:
+                await shared.bucket(FINGERPRINT, 1).take()
+                assert shared.health()["degraded"] is (password != "the-right-one")
+    warnings = {entry["error_type"]: entry for entry in entries if entry["event"] == "redis_unavailable"}
+    assert set(warnings) == {"AuthenticationError", "NoPermissionError"}
+    assert all("FLOW_MCP_REDIS_URL" in warning["help"] for warning in warnings.values())
+    assert not any(password in str(entries) for password in ("the-wrong-one", "the-right-one", "the-pinger-one"))
