@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -281,8 +282,16 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         # Checked here, not at the first Redis call, so a typo stops the server at start; the value is never shown.
-        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+        if value is None:
+            return value
+        url = value.get_secret_value()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
+        if not _readable_redis_url(url):
+            raise ValueError(
+                "cannot be read as redis://[user:password@]host[:port][/db]: check the host and port, and "
+                "percent-encode any of # / ? @ : in the user or password (# as %23, / as %2F)"
+            )
         return value
 
     @field_validator("api_key")
@@ -332,6 +341,20 @@ class HttpOptions:
 def is_sendable_key(key: str) -> bool:
     """Whether ``key`` can travel in an HTTP header as FlowHunt issued it: printable ASCII, no space."""
     return all("!" <= char <= "~" for char in key)
+
+
+def _readable_redis_url(url: str) -> bool:
+    """Whether redis-py reads ``url`` as written (it parses with urllib too). A # or / in a password, unencoded,
+    ends the host part there: the rest of the password becomes the port (an error that quotes it) or a fragment
+    or path that redis-py drops without a word, and it connects somewhere else."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    if parts.fragment or "@" in parts.query:
+        return False
+    return parts.scheme == "unix" or re.fullmatch(r"(/\d*)?", parts.path) is not None  # a path is the db number
 
 
 def redis_password(settings: Settings) -> str | None:
