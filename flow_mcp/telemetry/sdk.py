@@ -79,17 +79,29 @@ def setup_from_environment(environ: Mapping[str, str] = os.environ) -> Setup:
     problems: list[str] = []
     exporters = {signal: _exporters(signal, names, environ, problems) for signal, names in asked.items()}
     tracer_provider = meter_provider = None
-    if exporters.get("traces"):
-        tracer_provider = TracerProvider(resource=resource)
-        for _, exporter in exporters["traces"]:
-            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    try:
+        if exporters.get("traces"):
+            tracer_provider = TracerProvider(resource=resource)
+            for _, exporter in exporters["traces"]:
+                tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        if exporters.get("metrics"):
+            readers = [
+                made if isinstance(made, MetricReader) else PeriodicExportingMetricReader(made)
+                for _, made in exporters["metrics"]
+            ]
+            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    except ValueError as error:
+        # The SDK reads OTEL_BSP_*, OTEL_METRIC_EXPORT_* itself and refuses some values (a queue of -5): telemetry
+        # stays off, and flow-mcp serves on. Its text names the setting, never a secret.
+        for provider in (tracer_provider, meter_provider):
+            if provider is not None:
+                provider.shutdown()
+        said = " ".join(str(error).split())
+        problems.append(f"the OpenTelemetry SDK refused an OTEL_* setting ({said}): telemetry is off")
+        return Setup(problems=tuple(problems))
+    if tracer_provider is not None:
         trace.set_tracer_provider(tracer_provider)
-    if exporters.get("metrics"):
-        readers = [
-            made if isinstance(made, MetricReader) else PeriodicExportingMetricReader(made)
-            for _, made in exporters["metrics"]
-        ]
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    if meter_provider is not None:
         metrics.set_meter_provider(meter_provider)
     if tracer_provider is not None or meter_provider is not None:
         install(tracer_provider, meter_provider)
