@@ -211,6 +211,7 @@ def _configure(settings: Settings, level: str | None = None, fmt: str | None = N
     """Logging to stderr with the secrets redacted; ``level``/``fmt`` override the settings for terminal commands."""
     given = (settings.api_key, settings.token, settings.secret, settings.redis_url)
     secrets = [s.get_secret_value() for s in given if s is not None] + [p for p in [redis_password(settings)] if p]
+    secrets += telemetry_sdk.header_secrets()
     configure_logging(level or settings.log_level, fmt or settings.log_format, secrets=secrets)
     _start_telemetry()
 

@@ -7,15 +7,18 @@ providers become the global ones and ``flow_mcp.telemetry`` records into them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from flow_mcp._version import __version__
 from flow_mcp.telemetry import disabled_by_environment, install
 
 _SIGNALS = ("traces", "metrics")
+_HEADERS = [f"OTEL_EXPORTER_OTLP{signal}_HEADERS" for signal in ("", "_TRACES", "_METRICS", "_LOGS")]
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 
 
@@ -51,6 +54,17 @@ def asked_exporters(environ: Mapping[str, str] = os.environ) -> dict[str, list[s
         if chosen:
             asked[signal] = chosen
     return asked
+
+
+def header_secrets(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What the OTLP headers variables carry (a collector's token, say), for the log's redaction: the SDK warns
+    about an entry it cannot read (``api-key:TOKEN`` for ``api-key=TOKEN``) by quoting it whole."""
+    found: list[str] = []
+    for name in _HEADERS:
+        for entry in environ.get(name, "").split(","):
+            value = re.split("[=:]", entry, maxsplit=1)[-1].strip()
+            found += [entry.strip(), value, unquote(value)]
+    return [secret for secret in found if secret]
 
 
 def setup_from_environment(environ: Mapping[str, str] = os.environ) -> Setup:

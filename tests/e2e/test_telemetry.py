@@ -227,6 +227,25 @@ async def test_an_otel_setting_the_sdk_refuses_leaves_the_server_working_and_say
     assert console_spans(stderr) == [] and console_metric_names(stderr) == set()
 
 
+def test_a_collector_token_in_a_malformed_otlp_header_stays_out_of_the_log() -> None:
+    # "name:value" instead of "name=value": the SDK's warning quotes the whole entry, token and all.
+    token = "collector-token-CANARY-7f3e"
+    env = server_env(
+        None, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1", OTEL_EXPORTER_OTLP_HEADERS=f"api-key:{token}"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "flow_mcp", "serve", "--sandbox"],
+        env=env,
+        input="",  # the host closes stdin at once: the server starts, sets telemetry up and stops
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "opentelemetry.util.re" in done.stderr  # the SDK did warn about the header
+    assert token not in done.stderr and done.stdout == ""
+
+
 _IMPORTS_AFTER_AN_ASK = """
 import json, sys
 import anyio
