@@ -335,6 +335,7 @@ class _SharedLease:
         self._release_local = release_local
         self._written = (position() or "", time.monotonic())  # what Redis holds, and when it was written
         self._writing = anyio.Lock()  # a renewal and the release, one after the other
+        self._lost = False  # another replica's hold was found in its place
 
     def due(self, every: float) -> bool:
         """Whether the hold wants renewing: its lease is a third gone, or its turn moved on."""
@@ -350,10 +351,13 @@ class _SharedLease:
             self._written = (cursor, time.monotonic())
             args: list[str | int] = [self._owner, cursor, self._shared._lease_ms]
             answer = await self._shared.run(lambda: self._shared._renew(keys=[self._key], args=args))
-        if answer is not _DOWN and not int(answer):
-            # It lapsed (Redis was away longer than the lease) and another replica took the session meanwhile.
+        if answer is _DOWN:
+            return
+        if not int(answer) and not self._lost:
+            # It lapsed (Redis away longer than the lease, or emptied) and another replica took the session meanwhile.
+            # This turn runs on, so the renewals go on too: they take the hold back once that other turn ends.
             log.warning("turn_hold_lost", help="another replica follows a turn in this session too")
-            self._shared._leases.discard(self)
+        self._lost = not int(answer)
 
     async def release(self) -> None:
         self._release_local()

@@ -238,3 +238,35 @@ async def test_credentials_redis_refuses_are_reported_with_the_setting_to_correc
     assert set(warnings) == {"AuthenticationError", "NoPermissionError"}
     assert all("FLOW_MCP_REDIS_URL" in warning["help"] for warning in warnings.values())
     assert not any(password in str(entries) for password in ("the-wrong-one", "the-right-one", "the-pinger-one"))
+
+
+async def test_a_hold_lost_while_redis_was_emptied_is_taken_back_once_the_other_turn_ends(
+    redis_server: RedisServer,
+) -> None:
+    # Redis restarted empty (or flushed) while A's turn runs: B starts a turn in the session before A's renewal puts
+    # the hold back. Once B's turn ends, A's still runs: the session must be held again, not left open to all.
+    async with (
+        replica(redis_server, redis_lease_seconds=1) as a,
+        replica(redis_server, redis_lease_seconds=1) as b,
+        replica(redis_server, redis_lease_seconds=1) as c,
+    ):
+        running = await a.hold(FINGERPRINT, "session-1", check=True, position=lambda: "cursor-a")
+        assert not isinstance(running, Held)
+        with redis_server.client() as plain:
+            plain.flushall()
+        with captured_logs() as entries:
+            theirs = await b.hold(FINGERPRINT, "session-1", check=True, position=lambda: None)
+            assert not isinstance(theirs, Held)
+            with anyio.fail_after(10):  # A's renewal finds B's hold
+                while not any(entry["event"] == "turn_hold_lost" for entry in entries):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+        await theirs.release()
+        with anyio.fail_after(10):
+            while True:
+                found = await c.hold(FINGERPRINT, "session-1", check=True, position=lambda: None)
+                if isinstance(found, Held):
+                    break
+                await found.release()  # a probe only: it must not keep A out
+                await anyio.sleep(0.1)
+        assert found == Held("cursor-a", elsewhere=True)
+        await running.release()
