@@ -180,7 +180,8 @@ async def test_many_calls_at_once_share_through_redis_without_opening_the_circui
     # Many tool calls starting together each hold their session at once: a busy moment, not an outage, so every
     # hold must be in Redis, seen by the other replica, and this replica must not go on alone.
     sessions = [f"session-{n}" for n in range(300)]
-    async with replica(redis_server) as a, replica(redis_server) as b:
+    # A timeout generous for a loaded machine: the 101st connection was refused at once, however long it may take.
+    async with replica(redis_server, redis_timeout=5) as a, replica(redis_server, redis_timeout=5) as b:
         async with anyio.create_task_group() as calls:
             for session in sessions:
                 calls.start_soon(partial(a.hold, FINGERPRINT, session, check=True, position=lambda: None))
@@ -193,7 +194,7 @@ async def test_a_released_hold_is_never_taken_again_by_a_renewal(redis_server: R
     # Turns on one replica end while its renewals run (each turn moves on, so each renews every 0.2 s): a renewal
     # must not put a hold its call has released back into Redis, where nobody would renew or release it.
     positions = itertools.count()
-    async with replica(redis_server) as a:
+    async with replica(redis_server, redis_timeout=5) as a:  # a busy machine must not open the circuit here
 
         async def turn(n: int) -> None:
             lease = await a.hold(FINGERPRINT, f"session-{n}", check=True, position=lambda: str(next(positions)))
@@ -231,7 +232,7 @@ async def test_credentials_redis_refuses_are_reported_with_the_setting_to_correc
         with protected.client() as plain:
             plain.execute_command("ACL", "SETUSER", "pinger", "on", ">the-pinger-one", "~*", "+ping")
         for user, password in (("", "the-wrong-one"), ("", "the-right-one"), ("pinger", "the-pinger-one")):
-            async with replica_at(f"redis://{user}:{password}@127.0.0.1:{protected.port}/0") as shared:
+            async with replica_at(f"redis://{user}:{password}@127.0.0.1:{protected.port}/0", redis_timeout=5) as shared:
                 await shared.bucket(FINGERPRINT, 1).take()
                 assert shared.health()["degraded"] is (password != "the-right-one")
     warnings = {entry["error_type"]: entry for entry in entries if entry["event"] == "redis_unavailable"}
