@@ -7,14 +7,16 @@ interpreter) with FlowHunt unreachable (``FLOWHUNT_BASE_URL=http://127.0.0.1:9``
 first, then the median and p90 of ``--runs`` runs, and the server's CPU time by the answer (Linux), which other
 work on a shared machine disturbs less than the wall clock.
 
-By default the server is this checkout run by this interpreter; ``--python`` measures the flow_mcp installed
-for another interpreter instead (a venv with ``pip install flow-mcp`` and nothing else is what hosts start).
-``--against DIR`` measures another checkout (``git worktree add DIR COMMIT``) too, run for run in turn with this
-one, so both see the same load: a before/after on one machine.
+By default the server is this checkout run by this interpreter. ``--python`` runs it with another interpreter
+and the packages installed for it: a venv with ``pip install flow-mcp`` and nothing else is what hosts start,
+and a dev venv has more (rich, which structlog then imports). ``--installed`` measures that interpreter's
+installed flow_mcp instead of this checkout. ``--against DIR`` measures another checkout too (``git worktree add
+DIR COMMIT``), run for run in turn with the first, so both see the same load: a before/after on one machine.
 Bytecode caches are written either way (PYTHONDONTWRITEBYTECODE is dropped for the server): an installed package
 has its bytecode compiled at install time, and without caches every start would compile flow_mcp anew.
 
-``--importtime``: one more run under ``python -X importtime``, and the modules that took longest to import,
+``--floor`` adds the MCP SDK's own server with one tool and nothing of flow_mcp: what no change to flow_mcp can
+go below. ``--importtime``: one more run under ``python -X importtime``, and the modules that took longest to import,
 by their own time and by the time of everything they imported.
 """
 
@@ -44,6 +46,16 @@ _INITIALIZE: JSONDict = {
 }
 _INITIALIZED: JSONDict = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 _TOOLS_LIST: JSONDict = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+# The floor: the SDK's own server with one tool, over stdio, nothing of flow_mcp.
+FLOOR = """\
+from mcp.server.mcpserver import MCPServer
+server = MCPServer("floor")
+@server.tool()
+def echo(text: str) -> str:
+    \"\"\"Echo the text.\"\"\"
+    return text
+server.run("stdio")
+"""
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 
@@ -54,8 +66,15 @@ class Server:
     python: str
     checkout: Path | None
     console_script: bool = False
+    code: str | None = None  # a program to run instead of flow_mcp (the floor)
+
+    @property
+    def name(self) -> str:
+        return "the floor (the MCP SDK alone)" if self.code else f"flow_mcp of {self.checkout or 'installed'}"
 
     def command(self, *python_flags: str) -> list[str]:
+        if self.code:
+            return [self.python, *python_flags, "-c", self.code]
         if self.console_script and not python_flags:
             return [str(Path(self.python).with_name("flow-mcp")), "serve"]
         return [self.python, *python_flags, "-m", "flow_mcp", "serve"]
@@ -175,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="measured runs (default 7)")
     parser.add_argument("--console-script", action="store_true", help="start the flow-mcp script, not python -m")
+    parser.add_argument("--python", default=sys.executable, help="the interpreter (default: this one)")
     parser.add_argument(
-        "--python", default=None, help="measure the flow_mcp installed for this interpreter, not this checkout"
+        "--installed", action="store_true", help="the flow_mcp installed for --python rather than this checkout"
     )
     parser.add_argument(
         "--against",
@@ -184,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also measure another checkout (git worktree add DIR COMMIT), run for run in turn with this one",
     )
+    parser.add_argument("--floor", action="store_true", help="also the MCP SDK's own server with one tool, in turn")
     parser.add_argument("--importtime", action="store_true", help="also one run under -X importtime: top offenders")
     parser.add_argument("--top", type=int, default=15, help="offenders to list with --importtime (default 15)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -192,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stderr_path = out / "startup-server.stderr"
-    python = args.python or sys.executable
-    servers = [Server(python, None if args.python else ROOT, args.console_script)]
+    servers = [Server(args.python, None if args.installed else ROOT, args.console_script)]
     if args.against:
-        servers.append(Server(python, Path(args.against).resolve(), args.console_script))
+        servers.append(Server(args.python, Path(args.against).resolve(), args.console_script))
+    if args.floor:
+        servers.append(Server(args.python, None, code=FLOOR))
     for server in servers:
         one_run(server, stderr_path)  # warm-up: bytecode caches, the page cache
     runs: list[list[Run]] = [[] for _ in servers]
@@ -204,9 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             taken.append(one_run(server, stderr_path))
     figures: JSONDict = {"commit": git_commit(), "cpus": os.cpu_count(), "runs": args.runs, "servers": []}
     for server, taken in zip(servers, runs, strict=True):
-        figures["servers"].append(
-            {"command": " ".join(server.command()), "flow_mcp": str(server.checkout or "installed"), **summary(taken)}
-        )
+        command = " ".join(server.command()) if server.code is None else f"{server.python} -c FLOOR"
+        figures["servers"].append({"name": server.name, "command": command, **summary(taken)})
     if args.importtime:
         one_run(servers[0], stderr_path, "-X", "importtime")
         own, roots = import_offenders(stderr_path.read_text(errors="replace"), args.top)
@@ -217,12 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for result in figures["servers"]:
         cpu = f"; server CPU median {result['cpu_median_s']:.2f} s" if result["cpu_median_s"] is not None else ""
-        print(f"flow_mcp of {result['flow_mcp']}: {result['command']}, FlowHunt unreachable, {args.runs} runs")
+        print(f"{result['name']}: {result['command']}, FlowHunt unreachable, {args.runs} runs")
         print(f"  start -> tools/list answered ({result['tools']} tools): median {result['median_s']:.3f} s, ", end="")
         print(f"p90 {result['p90_s']:.3f} s{cpu}")
         print("  runs: " + ", ".join(f"{t:.3f}" for t in result["seconds"]))
     if args.importtime:
-        print(f"-X importtime of {figures['servers'][0]['flow_mcp']}, top-level imports by total ms:")
+        print(f"-X importtime of {figures['servers'][0]['name']}, top-level imports by total ms:")
         for name, ms in figures["importtime_top_level_ms"].items():
             print(f"  {ms:8.1f}  {name}")
         print("-X importtime, modules by own ms:")
