@@ -163,7 +163,8 @@ def script_turn(message: str, message_id: str, first_turn: bool) -> list[Scripte
     """The assistant's events for one invoke, in time order (offsets are non-decreasing)."""
     course = Course(message=message, message_id=message_id)
     scenario = choose_scenario(message)
-    if first_turn and not (scenario.name == "events" and _requested_count(message) < _PRELUDE_SIZE):
+    small = scenario.name == "events" and _requested_count(message) < _PRELUDE_SIZE
+    if first_turn and not small and scenario.name != "timeline":
         course.prelude()
     scenario.build(course)
     return course.events
@@ -361,7 +362,52 @@ def _big_output(course: Course) -> None:
     course.answer(200, course.quoted_answer())
 
 
+_TIMELINE = re.compile(r"^\s*timeline:", re.IGNORECASE)
+_TIMELINE_TOKEN = re.compile(r"(start|end|edit|load|note|answer)\+([0-9]{1,7})(?::([A-Za-z0-9_.-]{1,64}))?")
+_TIMELINE_STEPS = 2_000
+
+
+def _timeline(course: Course) -> None:
+    """A course written out in the message, for benchmarks that need turn shapes of their own.
+
+    ``timeline: start+150:search_docs end+2000:search_docs edit+150 answer+400``: each token is an event
+    ``after`` milliseconds after the previous one. ``start``/``end`` open and close a tool call (the end
+    carries the measured ``duration_ms``), ``edit`` is a flow edit, ``load`` a loading hint, ``note`` a
+    thought, ``answer`` the answer. No prelude: the message says everything. Unreadable tokens are skipped.
+    """
+    opened: dict[str, int] = {}
+    for match in list(_TIMELINE_TOKEN.finditer(course.message))[:_TIMELINE_STEPS]:
+        kind, after, name = match.group(1), int(match.group(2)), match.group(3) or "tool"
+        if kind == "start":
+            course.emit(after, "v3_tool_call_start", "ai", {"tool_name": name, "agent_query": f"step for {name}"})
+            opened[name] = course.clock_ms
+        elif kind == "end":
+            duration = course.clock_ms + after - opened.pop(name, course.clock_ms + after)
+            meta: dict[str, object] = {
+                "tool_name": name,
+                "agent_query": f"step for {name}",
+                "tool_response": f"{name} done.",
+                "duration_ms": duration,
+            }
+            course.emit(after, "v3_tool_call_end", "ai", meta, credits=0.1)
+        elif kind == "edit":
+            meta = {
+                "action_id": course.new_id("action"),
+                "component_id": "ChatOutput-timeline",
+                "component_type": "ChatOutput",
+                "parameter_values": {"step": len(course.events)},
+            }
+            course.emit(after, "update_component", "flow_assistant_action", meta, component_name="Chat Output")
+        elif kind == "load":
+            course.loading(after, name, f"Working on {name}")
+        elif kind == "note":
+            course.emit(after, "agent_cot", "ai", {"cot_id": course.new_id("cot"), "content": "Thinking."})
+        else:
+            course.answer(after, f"Done: {len(course.events)} steps of the timeline.", credits=0.2)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("timeline", _TIMELINE, _timeline),
     Scenario("events", _COUNT, _events),
     Scenario("long", _words("long"), _long),
     Scenario("fail", _words("fail"), _fail),

@@ -49,3 +49,12 @@ def test_state_records_are_reachable_in_process() -> None:
     invocation = state.invoke(session, "hello", None, None)
     assert [i["message_id"] for i in state.session_invocations(session)] == [invocation.message_id]
     assert state.session_events(session)[0]["event_type"] == "human"
+
+
+def test_a_timeline_message_scripts_its_own_course_without_a_prelude() -> None:
+    message = "timeline: start+150:lookup end+2000:lookup edit+150 note+0 load+5:x bogus+9 answer+400"
+    course = script_turn(message, "m" * 32, first_turn=True)
+    kinds = [event.action_type for event in course]
+    assert kinds == ["v3_tool_call_start", "v3_tool_call_end", "update_component", "agent_cot", "loading", "message"]
+    assert [event.offset_ms for event in course] == [150, 2150, 2300, 2300, 2305, 2705]
+    assert course[1].metadata["duration_ms"] == 2000  # type: ignore[index]
