@@ -191,6 +191,20 @@ async def test_a_missing_key_raises_configuration_error_before_any_request(
     assert sandbox.state.request_log() == []
 
 
+@pytest.mark.parametrize("used", [False, True])
+async def test_a_closed_client_refuses_requests_even_if_closed_before_its_first(
+    sandbox: SandboxServer, used: bool
+) -> None:
+    # Its HTTP pool is made by the first request: closing it before one must not leave a pool to be made later.
+    client = FlowHuntClient(settings_for(sandbox))
+    if used:
+        await client.create_session()
+    await client.aclose()
+    with pytest.raises(RuntimeError):
+        await client.create_session()
+    assert len(requests_to(sandbox, "/create", "POST")) == int(used)
+
+
 async def test_invoke_and_poll_need_no_key(sandbox: SandboxServer) -> None:
     async with FlowHuntClient(settings_for(sandbox)) as keyed:
         session_id = (await keyed.create_session()).session_id
