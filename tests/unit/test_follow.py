@@ -1,4 +1,4 @@
-"""follow.py: the poll policy, absorbing a batch, and the polling loop against FlowHunt in a MockTransport."""
+"""follow.py: absorbing a batch, and the polling loop against FlowHunt in a MockTransport."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from flow_mcp.errors import ServerError, TransportError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor
-from flow_mcp.flowhunt.follow import MAX_FAILED_POLLS, PollPolicy, absorb, follow, replay
-from flow_mcp.flowhunt.turn import TurnProgress, status_of
+from flow_mcp.flowhunt.follow import MAX_FAILED_POLLS, absorb, follow, replay
+from flow_mcp.flowhunt.turn import status_of
 from flow_mcp.flowhunt.wire import RawEvent
 
 from ..support.stub import SESSION, StubFlowHunt, now_ms, stub_settings
@@ -23,35 +23,6 @@ pytestmark = pytest.mark.anyio
 
 def event(event_id: str, at: int, action: str = "agent_cot", role: str = "ai", **meta: object) -> RawEvent:
     return RawEvent(event_id=event_id, created_at_timestamp=at, action_type=action, event_type=role, metadata=meta)
-
-
-# -- the policy ------------------------------------------------------------------------------------
-
-POLICY = PollPolicy(min_interval=0.1, thinking_max_interval=1.0, tool_max_interval=2.5, growth=2.0)
-
-
-def test_an_event_brings_the_next_poll_back_to_the_shortest_pause() -> None:
-    assert POLICY.next_interval(0.8, got_events=True, progress=TurnProgress()) == 0.1
-
-
-def test_quiet_polls_back_off_up_to_the_thinking_cap_without_an_open_tool() -> None:
-    pauses = [0.1]
-    for _ in range(6):
-        pauses.append(POLICY.next_interval(pauses[-1], got_events=False, progress=TurnProgress()))
-    assert pauses == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
-
-
-def test_an_open_tool_call_lets_the_pause_grow_to_the_tool_cap() -> None:
-    working = TurnProgress(open_tools=("run_flow",))
-    assert POLICY.next_interval(1.0, got_events=False, progress=working) == 2.0
-    assert POLICY.next_interval(2.0, got_events=False, progress=working) == 2.5
-
-
-def test_the_policy_from_settings_never_caps_below_its_shortest_pause() -> None:
-    policy = PollPolicy.from_settings(
-        stub_settings(poll_min_interval=2.0, poll_thinking_max_interval=0.5, poll_max_interval=1.0, poll_growth=1.5)
-    )
-    assert policy == PollPolicy(min_interval=2.0, thinking_max_interval=2.0, tool_max_interval=2.0, growth=1.5)
 
 
 # -- absorbing a batch -----------------------------------------------------------------------------
