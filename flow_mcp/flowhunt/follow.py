@@ -146,7 +146,7 @@ async def follow(
     an earlier call has its first poll when the schedule wants it, any other at once. With
     ``until="new_events"``, an answer that is only waiting for its settle window is followed to the
     window's end, so the caller gets the answer and "completed" together. ``deadline`` is on
-    ``time.monotonic()``; one poll always runs (with no time at all, at once, and it completes). With
+    ``time.monotonic()``; one poll always runs and completes (with no time at all, at once). With
     ``max_events``, at most that many events are handed out and the cursor stops after the last of them.
     ``settings`` default to the client's; ``kind`` says whether ``session_id`` is an assistant's or a published
     flow's session. Returns the cursor after the last whole batch; its ``progress.outcome`` is how the turn ended
@@ -157,12 +157,12 @@ async def follow(
     settle_ms = settings.settle_ms
     delivered = 0
     failures = 0
-    # With no time at all (poll_events with wait_seconds=0) one poll still runs, within one FLOWHUNT_TIMEOUT.
+    if deadline > time.monotonic():
+        # The first poll comes when the schedule wants it, and at the latest when the time is up.
+        await anyio.sleep(min(_until(next_poll(schedule, cursor, now_ms())), max(deadline - time.monotonic(), 0.0)))
+    # One poll always runs, the time up or not (poll_events with wait_seconds=0), within one FLOWHUNT_TIMEOUT.
     first_deadline = time.monotonic() + settings.timeout if deadline <= time.monotonic() else None
     poll_until = math.inf if first_deadline is not None else deadline
-    if first_deadline is None:
-        # The first poll comes when the schedule wants it, and at the latest when the time is up: one poll a call.
-        await anyio.sleep(min(_until(next_poll(schedule, cursor, now_ms())), max(deadline - time.monotonic(), 0.0)))
     while True:
         batch: list[RawEvent] | None = None
         sent = now_ms()
