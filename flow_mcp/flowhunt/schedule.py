@@ -243,6 +243,9 @@ class Schedule:
         if pace.last_at_ms is not None:
             chance = gaps.follow_chance(pace.last_kind or "") if pace.open else 1.0
             found.append(Source(pace.last_at_ms - skew_ms, self._gap(pace), chance))
+        elif pace.polled_ms is not None:
+            # Nothing seen of the turn yet (a cursor from elsewhere): the next event, whatever it is, from now on.
+            found.append(Source(pace.polled_ms, [(1.0, gaps.predict(None))]))
         return found
 
     def _aim_past(self, name: str) -> float:
@@ -256,8 +259,6 @@ class Schedule:
     def _aim(self, sources: Sequence[Source], since: float, cap: float) -> float:
         """Where the expected delay of the next event, had we polled there, reaches ``lateness``; at most
         ``since + cap``. ``since`` is the last poll: nothing came before it."""
-        if not sources:
-            return since + self.min_ms
         terms = [(source.origin, source.terms()) for source in sources]
         before = [_left(origin, parts, since) for origin, parts in terms]
         delay, t = 0.0, since

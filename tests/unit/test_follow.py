@@ -13,7 +13,8 @@ from flow_mcp.errors import ServerError, TransportError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor
 from flow_mcp.flowhunt.follow import MAX_FAILED_POLLS, absorb, follow, replay
-from flow_mcp.flowhunt.turn import status_of
+from flow_mcp.flowhunt.schedule import Pace
+from flow_mcp.flowhunt.turn import TurnProgress, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 
 from ..support.stub import SESSION, StubFlowHunt, now_ms, stub_settings
@@ -180,3 +181,39 @@ async def test_replay_returns_the_whole_session_oldest_first_each_once() -> None
         events, cursor = await replay(client, SESSION)
     assert [e.event_id for e in events] == ["e1", "e2", "e3", "e0"] and cursor.timestamp == stamp + 3
     assert stub.paths("invocation_response")[0].endswith("/0")
+
+
+# -- the schedule across calls ---------------------------------------------------------------------------------
+
+
+def waiting_on_a_long_tool(client: FlowHuntClient) -> Cursor:
+    """A cursor whose turn runs a tool the client learned takes a minute, started and polled just now."""
+    for _ in range(10):
+        client.timings.tools.learn("run_flow", 60.0)
+    for _ in range(30):
+        client.timings.gaps.count_follow("v3_tool_call_start", followed=False)
+    stamp = now_ms()
+    pace = Pace(polled_ms=stamp, last_kind="v3_tool_call_start", last_at_ms=stamp, open=(("run_flow", stamp),))
+    return Cursor(timestamp=stamp - 10, progress=TurnProgress(open_tools=("run_flow",)), pace=pace)
+
+
+async def test_follow_goes_on_with_the_schedule_its_cursor_carries() -> None:
+    stub = StubFlowHunt()
+    settings = stub_settings(poll_thinking_max_interval=5.0, poll_max_interval=30.0)
+    async with FlowHuntClient(settings, transport=stub.transport) as client:
+        cursor = waiting_on_a_long_tool(client)
+        with anyio.fail_after(5):
+            await follow(client, SESSION, cursor, until="new_events", deadline=time.monotonic() + 0.3)
+    assert len(stub.paths("invocation_response")) == 1  # nothing due for a minute: one poll, when the time was up
+
+
+async def test_follow_with_no_time_left_polls_at_once_whatever_the_schedule_says() -> None:
+    stub = StubFlowHunt()
+    async with FlowHuntClient(stub_settings(poll_max_interval=30.0), transport=stub.transport) as client:
+        cursor = waiting_on_a_long_tool(client)
+        stub.add("loading", at=cursor.timestamp + 5)
+        with anyio.fail_after(5):
+            started = time.monotonic()
+            end = await follow(client, SESSION, cursor.with_progress(TurnProgress()), deadline=0)
+    assert len(stub.paths("invocation_response")) == 1 and end.timestamp > cursor.timestamp
+    assert time.monotonic() - started < 5  # bounded by fail_after as well; it did not wait for the schedule
