@@ -53,7 +53,8 @@ HELD_OUT_SEEDS = (4, 5, 6, 7, 8)
 GIVE_UP_MS = 300_000
 LONG_SHAPES = ("tool_20s", "tool_40s")
 CHAIN_WAIT_MS = 30_000
-LOOPS = ("desktop", "fixed_2s", "main", "flow_mcp", "main_chain", "chain", "main_chain_think", "chain_think")
+LOOPS = ("desktop", "fixed_2s", "ask_main", "ask", "chain_main", "chain", "chain_think_main", "chain_think")
+OURS = ("ask", "chain")  # whose misses are flagged (chain_think: its agent thinks through the events it waits for)
 
 
 @dataclass(frozen=True)
@@ -335,16 +336,20 @@ def turn_count(shape: str, turns: int) -> int:
     return max(1, round(turns * 0.75)) if shape in LONG_SHAPES else turns
 
 
+OracleTurns = list[tuple[list[float], int]]
+"""Per turn: when its events became visible (our clock, sorted), and how many polls the desktop loop made."""
+
+
 def simulate(
     shapes: Sequence[str], seeds: Sequence[int], turns: int, settings: Settings, world: World, *, apart: bool = False
-) -> dict[str, tuple[dict[str, Figures], float]]:
-    """Every loop on every turn; per shape the figures of each loop, and the oracle's p50 at the desktop's budget.
+) -> dict[str, tuple[dict[str, Figures], OracleTurns]]:
+    """Every loop on every turn; per shape the figures of each loop, and what the oracle needs to know of its turns.
 
     Per seed, each loop has one FlowHuntClient's ``Timings`` for all shapes, whose turns come in a shuffled order
     (as one server sees a workload, and as the sweep runs its shapes side by side); with ``apart``, one per shape.
     """
     figures = {shape: {loop: Figures() for loop in LOOPS} for shape in shapes}
-    oracle_turns: dict[str, list[tuple[list[float], int]]] = {shape: [] for shape in shapes}
+    oracle_turns: dict[str, OracleTurns] = {shape: [] for shape in shapes}
     for seed in seeds:
         drawn = [
             (shape, index, steps)
@@ -369,8 +374,7 @@ def simulate(
                     visible = sorted(turn.visible_at(event) for event in turn.events[1:])
                     oracle_turns[shape].append((visible, seen.polls))
             clock += 120_000  # one turn after another, each done before the next (the longest take about 60 s)
-    half_rtt = sum(world.rtt_ms) / 4
-    return {shape: (figures[shape], oracle_p50(oracle_turns[shape], half_rtt)) for shape in shapes}
+    return {shape: (figures[shape], oracle_turns[shape]) for shape in shapes}
 
 
 def _run(loop: str, turn: Turn, schedule: Schedule, think: Callable[[], float]) -> Seen:
@@ -378,47 +382,94 @@ def _run(loop: str, turn: Turn, schedule: Schedule, think: Callable[[], float]) 
         return reference_loop(turn, Desktop())
     if loop == "fixed_2s":
         return reference_loop(turn, Fixed())
-    main = loop.startswith("main")
-    if loop in ("main", "flow_mcp"):
+    main = loop.endswith("_main")
+    if loop.startswith("ask"):
         return ask_loop(turn, schedule, main)
-    return chain_loop(turn, schedule, think if loop.endswith("think") else lambda: 0.0, main)
+    return chain_loop(turn, schedule, think if loop.startswith("chain_think") else lambda: 0.0, main)
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def report(shape: str, figures: dict[str, Figures], frontier: float, settle_ms: int, out: list[str]) -> list[str]:
-    """The shape's table; returns its misses."""
+@dataclass(frozen=True)
+class Verdict:
+    """One loop on one shape against the targets."""
+
+    latency: float  # p50 / the desktop loop's
+    versus_fixed: float  # p50 / the fixed loop's
+    polls: float  # polls per turn / the desktop loop's
+    completion: float | None  # p95, ms
+
+    def misses(self, settle_ms: int) -> list[str]:
+        found = []
+        if self.latency > 0.5 or self.versus_fixed > 0.25:
+            found.append("latency")
+        if self.polls > 1.0:
+            found.append("polls")
+        if self.completion is None or self.completion > settle_ms + 150:
+            found.append("completion")
+        return found
+
+
+def verdict(figures: dict[str, Figures], loop: str) -> Verdict:
+    desktop, fixed, mine = figures["desktop"], figures["fixed_2s"], figures[loop]
+    return Verdict(
+        mine.p50 / max(desktop.p50, 1e-9),
+        mine.p50 / max(fixed.p50, 1e-9),
+        mine.polls_per_turn / max(desktop.polls_per_turn, 1e-9),
+        None if mine.unfinished else percentile(mine.completions, 95),
+    )
+
+
+def oracle_polls_for(turns: OracleTurns, target: float, half_rtt: float) -> int | None:
+    """The fewest polls per turn (the same for every turn) with which the oracle's p50 reaches ``target``."""
+    most = max((len(times) for times, _ in turns), default=0)
+    for budget in range(1, most + 1):
+        if oracle_p50([(times, budget) for times, _ in turns], half_rtt) <= target:
+            return budget
+    return None
+
+
+def report(shape: str, figures: dict[str, Figures], oracle: OracleTurns, settle_ms: int, half_rtt: float) -> list[str]:
+    """The shape's table."""
     desktop, fixed = figures["desktop"], figures["fixed_2s"]
     target = min(0.5 * desktop.p50, 0.25 * fixed.p50)
-    out.append(f"\n{shape}: {SHAPES[shape].what}")
-    out.append(
-        f"  oracle at the desktop loop's polls: p50 {frontier:,.0f} ms; target p50 <= {target:,.0f} ms "
-        f"({'reachable' if frontier <= target else 'out of reach for any schedule'})"
-    )
-    out.append("  loop              p50    p95  polls/turn  compl.p95  p50/desk  p50/fixed  polls/desk  misses")
-    misses = []
+    frontier = oracle_p50(oracle, half_rtt)
+    needs = oracle_polls_for(oracle, target, half_rtt)
+    out = [
+        f"\n{shape}: {SHAPES[shape].what}",
+        f"  target p50 <= {target:,.0f} ms with <= {desktop.polls_per_turn:.1f} polls/turn. Oracle (knows the future): "
+        f"p50 {frontier:,.0f} ms at the desktop loop's polls; reaches the target with {needs or '-'} polls/turn"
+        + ("" if frontier <= target else " (out of reach at the desktop loop's polls for any schedule)"),
+        "  loop               p50    p95  polls/turn  compl.p95  p50/desk  p50/fixed  polls/desk  misses",
+    ]
     for loop in LOOPS:
-        f = figures[loop]
-        ratio_d, ratio_f = f.p50 / max(desktop.p50, 1e-9), f.p50 / max(fixed.p50, 1e-9)
-        polls_ratio = f.polls_per_turn / max(desktop.polls_per_turn, 1e-9)
-        completion = percentile(f.completions, 95)
-        flags = []
-        if loop not in ("desktop", "fixed_2s"):
-            if ratio_d > 0.5 or ratio_f > 0.25:
-                flags.append("latency")
-            if polls_ratio > 1.0:
-                flags.append("polls")
-            if completion is None or completion > settle_ms + 150 or f.unfinished:
-                flags.append("completion")
-        if loop in ("flow_mcp", "chain") and flags:
-            misses.append(f"{shape}/{loop}: {', '.join(flags)}")
+        f, v = figures[loop], verdict(figures, loop)
+        flags = " ".join(v.misses(settle_ms)) if loop in OURS else ""
         out.append(
-            f"  {loop:<16}{_fmt(f.p50):>5} {_fmt(percentile(f.latencies, 95)):>6} {f.polls_per_turn:>11.1f} "
-            f"{_fmt(completion):>10} {ratio_d:>9.2f} {ratio_f:>10.2f} {polls_ratio:>11.2f}  {' '.join(flags)}"
+            f"  {loop:<17}{_fmt(f.p50):>5} {_fmt(percentile(f.latencies, 95)):>6} {f.polls_per_turn:>11.1f} "
+            f"{_fmt(v.completion):>10} {v.latency:>9.2f} {v.versus_fixed:>10.2f} {v.polls:>11.2f}  {flags}"
         )
-    return misses
+    return out
+
+
+def summary(results: dict[str, tuple[dict[str, Figures], OracleTurns]], settle_ms: int) -> list[str]:
+    """Before (main's policy) and after (the schedule), per shape: ask, and the chain whose agent calls at once."""
+    out = [
+        "\nsummary: p50/desktop, polls/desktop, completion p95 (ms); before = main's policy, after = the schedule",
+        "  shape         ask before          ask after           chain before        chain after         "
+        "misses (after)",
+    ]
+    for shape, (figures, _) in results.items():
+        cells, misses = [], []
+        for loop in ("ask_main", "ask", "chain_main", "chain"):
+            v = verdict(figures, loop)
+            cells.append(f"{v.latency:4.2f} {v.polls:4.2f} {_fmt(v.completion):>6}")
+            if loop in OURS and v.misses(settle_ms):
+                misses.append(f"{loop}: {'/'.join(v.misses(settle_ms))}")
+        out.append(f"  {shape:<13} " + "  ".join(f"{cell:<18}" for cell in cells) + "  " + "; ".join(misses))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -428,19 +479,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma list of bench/shapes.py names")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a Settings field")
     parser.add_argument("--invoke-work-ms", type=float, default=300.0, help="FlowHunt's invoke answers 0 to this late")
+    parser.add_argument("--apart", action="store_true", help="a fresh client (nothing learned) for each shape")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = Settings(api_key=None, **overrides)  # type: ignore[arg-type]  # pydantic parses the strings
     world = World(invoke_work_ms=(0.0, args.invoke_work_ms))
     started = time.monotonic()
-    held_out = "held out" if not set(seeds) & set(TUNED_SEEDS) else "includes tuning seeds"
-    out = [f"seeds {args.seeds} ({held_out}), {args.turns} turns per shape and seed; settle {settings.settle_ms} ms"]
-    misses: list[str] = []
-    for shape, (figures, frontier) in simulate(args.shapes.split(","), seeds, args.turns, settings, world).items():
-        misses += report(shape, figures, frontier, settings.settle_ms, out)
-    out.append(f"\nmisses (flow_mcp ask and chain): {len(misses)}")
-    out += [f"  {miss}" for miss in misses]
+    held_out = "held out" if not set(seeds) & set(TUNED_SEEDS) else f"tuned on seeds {TUNED_SEEDS}"
+    out = [
+        f"seeds {args.seeds} ({held_out}); {args.turns} turns per shape and seed (the mix 3x, 20-40 s shapes 0.75x); "
+        f"{'a client per shape' if args.apart else 'one client per seed for all shapes, turns shuffled'}; "
+        f"settle {settings.settle_ms} ms; invoke answered 0-{args.invoke_work_ms:.0f} ms late"
+    ]
+    results = simulate(args.shapes.split(","), seeds, args.turns, settings, world, apart=args.apart)
+    half_rtt = sum(world.rtt_ms) / 4
+    for shape, (figures, oracle) in results.items():
+        out += report(shape, figures, oracle, settings.settle_ms, half_rtt)
+    out += summary(results, settings.settle_ms)
     out.append(f"({time.monotonic() - started:.1f} s)")
     sys.stdout.write("\n".join(out) + "\n")
 
