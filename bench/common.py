@@ -60,13 +60,17 @@ def git_commit() -> str | None:
     """The commit checked out in this repository (read from .git, no git command), to tie figures to code."""
     git = ROOT / ".git"
     try:
+        if git.is_file():  # a worktree: .git names its own directory, which names the shared one (refs live there)
+            git = Path(git.read_text().strip().removeprefix("gitdir: "))
+        common = git / (git / "commondir").read_text().strip() if (git / "commondir").exists() else git
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head
         ref = head.removeprefix("ref: ")
-        if (git / ref).exists():
-            return (git / ref).read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
+        for place in (git, common):
+            if (place / ref).exists():
+                return (place / ref).read_text().strip()
+        for line in (common / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split()[0]
     except OSError:
@@ -98,12 +102,21 @@ class Sandbox:
 
     def requests_by_session(self) -> Counter[str]:
         """Requests on session paths (invoke and polls), by session id, since the last reset."""
-        counts: Counter[str] = Counter()
-        for entry in self._get("/_sandbox/requests"):
+        return Counter(session for session, _, _ in self.session_requests())
+
+    def session_requests(self) -> list[tuple[str, str, int]]:
+        """(session id, call kind, epoch ms) of every request on a session path since the last reset."""
+        found = []
+        for entry in self.requests():
             parts = str(entry["path"]).split("/")
             if len(parts) > 4 and parts[1] == "v3":
-                counts[parts[3]] += 1
-        return counts
+                found.append((parts[3], str(entry.get("kind")), int(float(entry["at_ms"]))))
+        return found
+
+    def requests(self) -> list[JSONDict]:
+        """The request log since the last reset (method, path, kind, status, at_ms)."""
+        body: list[JSONDict] = self._get("/_sandbox/requests")
+        return body
 
     def reset(self) -> None:
         """Forget the request log (sessions and their events stay)."""

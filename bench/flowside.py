@@ -97,8 +97,9 @@ async def ask(client: Client, message: str, delay: float) -> Asked:
 
 
 @dataclass
-class Direct:
-    """One turn followed in-process with flow_mcp's own client and poller."""
+class Followed:
+    """One turn whose receiver noted when each event (by ``event_id``) reached it: followed in-process with
+    flow_mcp's own client and poller, or (``bench.chain``) through a chain of poll_events calls."""
 
     session_id: str = ""
     receipts: dict[str, float] = field(default_factory=dict)
@@ -122,10 +123,10 @@ def direct_settings(sandbox_url: str) -> Settings:
     return Settings(**values)
 
 
-async def direct_turn(client: FlowHuntClient, settings: Settings, message: str, delay: float) -> Direct:
+async def direct_turn(client: FlowHuntClient, settings: Settings, message: str, delay: float) -> Followed:
     """create + invoke + ``follow(until="turn_end")``: what ``ask`` does, minus MCP."""
     await anyio.sleep(delay)
-    turn = Direct()
+    turn = Followed()
     turn.session_id = (await client.create_session()).session_id
     invocation = await client.invoke(turn.session_id, message)
 

@@ -80,8 +80,9 @@ class HttpServer:
 
 
 @contextmanager
-def http_server(sandbox: Sandbox, log_path: Path) -> Iterator[HttpServer]:
-    """``flow-mcp serve --transport http --stateless`` on a free loopback port, its log in ``log_path``."""
+def http_server(sandbox: Sandbox, log_path: Path, **extra: str) -> Iterator[HttpServer]:
+    """``flow-mcp serve --transport http --stateless`` on a free loopback port, its log in ``log_path``; ``extra``
+    variables override the environment below."""
     env = clean_env(
         FLOWHUNT_BASE_URL=sandbox.url,
         FLOWHUNT_API_KEY=API_KEY,
@@ -92,6 +93,7 @@ def http_server(sandbox: Sandbox, log_path: Path) -> Iterator[HttpServer]:
         FLOW_MCP_MAX_RPS="2000",
         FLOW_MCP_LOG_LEVEL="warning",
     )
+    env.update(extra)
     command = [sys.executable, "-m", "flow_mcp", "serve", "--transport", "http", "--port", "0", "--stateless"]
     listening = threading.Event()
     found: list[str] = []

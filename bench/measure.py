@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.common import JSONDict, Sandbox, median, percentile
-from bench.flowside import Asked, Direct
+from bench.flowside import Asked, Followed
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Figures:
     latencies_ms: list[float] = field(default_factory=list)
     completion_ms: list[float] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
+    polls: list[int] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     cpu_s: float = 0.0
     unmatched_events: int = 0
@@ -37,6 +38,12 @@ class Figures:
         if done_ms is not None and truth:
             self.completion_ms.append(done_ms - max(int(e["created_at_timestamp"]) for e in truth))
 
+    def add_requests(self, session_id: str, counts: Counter[str], polls: Counter[str] | None) -> None:
+        """The turn's requests (+ the create call, which names no session) and, if known, its polls."""
+        self.requests.append(counts[session_id] + 1)
+        if polls is not None:
+            self.polls.append(polls[session_id])
+
     def summary(self) -> JSONDict:
         """The figures the table and the targets use."""
         turns = len(self.requests)
@@ -52,6 +59,7 @@ class Figures:
             "completion_p95_ms": percentile(self.completion_ms, 95),
             "completion_max_ms": max(self.completion_ms, default=None),
             "requests_per_turn": sum(self.requests) / turns if turns else None,
+            "polls_per_turn": sum(self.polls) / len(self.polls) if self.polls else None,
             "cpu_s_per_turn": self.cpu_s / turns if turns else None,
         }
 
@@ -60,7 +68,9 @@ def _is_person(event: JSONDict) -> bool:
     return event.get("event_type") == "human" and event.get("action_type") == "message"
 
 
-def asked_figures(sandbox: Sandbox, asks: Sequence[Asked], counts: Counter[str], cpu_s: float) -> Figures:
+def asked_figures(
+    sandbox: Sandbox, asks: Sequence[Asked], counts: Counter[str], cpu_s: float, polls: Counter[str] | None = None
+) -> Figures:
     """Figures of ``ask`` calls: the n-th event notification is matched to the n-th event of the turn."""
     figures = Figures(cpu_s=cpu_s)
     for asked in asks:
@@ -73,29 +83,35 @@ def asked_figures(sandbox: Sandbox, asks: Sequence[Asked], counts: Counter[str],
             truth = truth[1:]  # the person's message was not passed on as progress
         receipts = (receipts + [None] * len(truth))[: len(truth)]
         figures.add_turn(truth, receipts, asked.done_ms)
-        figures.requests.append(counts[asked.session_id] + 1)  # + the create call, which names no session
+        figures.add_requests(asked.session_id, counts, polls)
     return figures
 
 
-def reference_figures(sandbox: Sandbox, result: JSONDict, counts: Counter[str]) -> Figures:
+def reference_figures(
+    sandbox: Sandbox, result: JSONDict, counts: Counter[str], polls: Counter[str] | None = None
+) -> Figures:
     """Figures of a reference loop's worker output."""
     figures = Figures(cpu_s=float(result["cpu_s"]))
     for turn in result["turns"]:
         figures.outcomes[turn["outcome"]] += 1
         truth = sandbox.events(turn["session_id"])
         figures.add_turn(truth, [turn["receipts"].get(e["event_id"]) for e in truth], turn["done_ms"])
-        figures.requests.append(counts[turn["session_id"]] + 1)
+        figures.add_requests(turn["session_id"], counts, polls)
     return figures
 
 
-def direct_figures(sandbox: Sandbox, turns: Sequence[Direct], counts: Counter[str]) -> Figures:
-    """Figures of turns followed in-process."""
+def followed_figures(
+    sandbox: Sandbox, turns: Sequence[Followed], counts: Counter[str], polls: Counter[str] | None = None
+) -> Figures:
+    """Figures of turns whose receiver noted each event by id (followed in-process, or a poll_events chain)."""
     figures = Figures()
     for turn in turns:
         figures.outcomes[turn.status] += 1
+        if not turn.session_id:
+            continue
         truth = sandbox.events(turn.session_id)
         figures.add_turn(truth, [turn.receipts.get(e["event_id"]) for e in truth], turn.done_ms)
-        figures.requests.append(counts[turn.session_id] + 1)
+        figures.add_requests(turn.session_id, counts, polls)
     return figures
 
 

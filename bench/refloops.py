@@ -9,7 +9,9 @@ Both poll right after the invoke, advance ``from_timestamp`` to the newest event
 tool call left open (or a ``failed`` event). They have no settle window.
 
 Run as ``python -m bench.refloops SPEC``: SPEC is JSON (base_url, api_key, workspace_id, loop, message, starts =
-one start delay in seconds per turn). Every turn runs concurrently; one JSON object goes to stdout.
+one start delay in seconds per turn; optionally messages = one message per turn instead of the one message, and
+t0_ms = the epoch ms the delays count from, so that loops in other processes start at the same moments). Every
+turn runs concurrently; one JSON object goes to stdout, each turn tagged with its index in ``starts``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio
 import httpx2
 
-from bench.common import GIVE_UP_S, JSONDict, now_ms
+from bench.common import API_KEY, GIVE_UP_S, WORKSPACE, JSONDict, Sandbox, clean_env, now_ms
 
 
 @dataclass
@@ -69,18 +72,23 @@ class Turn:
     done_ms: float | None = None
     polls: int = 0
     outcome: str = "timeout"
+    index: int = 0
 
 
-async def run_turn(http: httpx2.AsyncClient, spec: JSONDict, delay: float) -> Turn:
+async def run_turn(http: httpx2.AsyncClient, spec: JSONDict, index: int) -> Turn:
     """Create a session, invoke, and poll with the spec's loop until the turn ends or 300 s pass."""
-    await anyio.sleep(delay)
+    delay = float(spec["starts"][index])
+    if "t0_ms" in spec:
+        delay -= (now_ms() - float(spec["t0_ms"])) / 1000
+    await anyio.sleep(max(0.0, delay))
+    message = spec["messages"][index] if "messages" in spec else spec["message"]
     policy = LOOPS[spec["loop"]]()
     auth = {"Authorization": f"Bearer {spec['api_key']}"}
     created = await http.post(
         "/v3/flow-assistants/create", params={"workspace_id": spec["workspace_id"]}, json={}, headers=auth
     )
-    turn = Turn(session_id=created.raise_for_status().json()["session_id"])
-    invoked = await http.post(f"/v3/flow-assistants/{turn.session_id}/invoke", json={"message": spec["message"]})
+    turn = Turn(session_id=created.raise_for_status().json()["session_id"], index=index)
+    invoked = await http.post(f"/v3/flow-assistants/{turn.session_id}/invoke", json={"message": message})
     cursor = int(invoked.raise_for_status().json()["created_at"])
     open_tools: Counter[str] = Counter()
     answered = False
@@ -119,14 +127,34 @@ async def run_all(spec: JSONDict) -> JSONDict:
     async with httpx2.AsyncClient(base_url=spec["base_url"], timeout=60, limits=limits) as http:
         cpu_before = time.process_time()
 
-        async def one(delay: float) -> None:
-            turns.append(await run_turn(http, spec, delay))
+        async def one(index: int) -> None:
+            turns.append(await run_turn(http, spec, index))
 
         async with anyio.create_task_group() as tasks:
-            for delay in spec["starts"]:
-                tasks.start_soon(one, delay)
+            for index in range(len(spec["starts"])):
+                tasks.start_soon(one, index)
         cpu = time.process_time() - cpu_before
     return {"cpu_s": cpu, "turns": [turn.__dict__ for turn in turns]}
+
+
+async def run_worker(
+    sandbox: Sandbox, loop: str, starts: Sequence[float], messages: Sequence[str], t0_ms: float | None = None
+) -> JSONDict:
+    """One worker process running ``loop`` for every turn (``messages[i]`` started ``starts[i]`` s after
+    ``t0_ms``, or after the worker starts); its JSON output."""
+    spec: JSONDict = {
+        "base_url": sandbox.url,
+        "api_key": API_KEY,
+        "workspace_id": WORKSPACE,
+        "loop": loop,
+        "messages": list(messages),
+        "starts": list(starts),
+    }
+    if t0_ms is not None:
+        spec["t0_ms"] = t0_ms
+    done = await anyio.run_process([sys.executable, "-m", "bench.refloops", json.dumps(spec)], env=clean_env())
+    result: JSONDict = json.loads(done.stdout)
+    return result
 
 
 def main() -> None:

@@ -14,10 +14,22 @@ SCALE_RSS_LIMIT_MB = 300
 SCALE_P95_LIMIT_MS = 250
 
 
-def _n(value: Any, digits: int = 0) -> str:
+def number(value: Any, digits: int = 0) -> str:
+    """A figure with thousands separators, or "-" for none."""
     if value is None:
         return "-"
     return f"{value:,.{digits}f}"
+
+
+def turn_cells(f: JSONDict) -> tuple[str, str, str]:
+    """A loop's turns (with any that did not complete), latency p50 / p95 / max and completion p50 / p95."""
+    bad = {k: v for k, v in f["outcomes"].items() if k != "completed"}
+    note = f" ({', '.join(f'{v} {k}' for k, v in bad.items())})" if bad else ""
+    return (
+        f"{f['turns']}{note}",
+        f"{number(f['latency_p50_ms'])} / {number(f['latency_p95_ms'])} / {number(f['latency_max_ms'])}",
+        f"{number(f['completion_p50_ms'])} / {number(f['completion_p95_ms'])}",
+    )
 
 
 def table(results: JSONDict) -> str:
@@ -30,13 +42,10 @@ def table(results: JSONDict) -> str:
     for name, scenario in results["scenarios"].items():
         for loop in LOOPS:
             f = scenario["figures"][loop]
-            bad = {k: v for k, v in f["outcomes"].items() if k != "completed"}
-            note = f" ({', '.join(f'{v} {k}' for k, v in bad.items())})" if bad else ""
+            turns, latency, completion = turn_cells(f)
             lines.append(
-                f"| {name} | {loop} | {f['turns']}{note} "
-                f"| {_n(f['latency_p50_ms'])} / {_n(f['latency_p95_ms'])} / {_n(f['latency_max_ms'])} "
-                f"| {_n(f['completion_p50_ms'])} / {_n(f['completion_p95_ms'])} "
-                f"| {_n(f['requests_per_turn'], 1)} | {_n(f['cpu_s_per_turn'], 4)} |"
+                f"| {name} | {loop} | {turns} | {latency} | {completion} "
+                f"| {number(f['requests_per_turn'], 1)} | {number(f['cpu_s_per_turn'], 4)} |"
             )
     return "\n".join(lines)
 
@@ -50,10 +59,10 @@ def scale_table(results: JSONDict) -> str:
     ]
     for count, s in results["scale"].items():
         lines.append(
-            f"| {count} | {_n(s['peak_rss_mb'])} | {_n(s['idle_rss_mb'])} | {_n(s['cpu_s'], 2)} "
-            f"| {_n(s['latency_p50_ms'])} / {_n(s['latency_p95_ms'])} | {_n(s['completion_p95_ms'])} "
-            f"| {_n(s['requests_per_turn'], 1)} | {_n(s['wall_s'], 1)} "
-            f"| {_n(s.get('sandbox_cpu_s'), 1)} / {_n(s.get('bench_client_cpu_s'), 1)} | {s['outcomes']} |"
+            f"| {count} | {number(s['peak_rss_mb'])} | {number(s['idle_rss_mb'])} | {number(s['cpu_s'], 2)} "
+            f"| {number(s['latency_p50_ms'])} / {number(s['latency_p95_ms'])} | {number(s['completion_p95_ms'])} "
+            f"| {number(s['requests_per_turn'], 1)} | {number(s['wall_s'], 1)} "
+            f"| {number(s.get('sandbox_cpu_s'), 1)} / {number(s.get('bench_client_cpu_s'), 1)} | {s['outcomes']} |"
         )
     return "\n".join(lines)
 
@@ -70,7 +79,7 @@ def verdicts(results: JSONDict) -> list[JSONDict]:
             _verdict(
                 f"{name}: p50 latency <= 0.5x desktop and <= 0.25x fixed-2s",
                 ok,
-                f"{_n(ours)} ms vs desktop {_n(desk)} ms ({_ratio(ours, desk)}) and fixed {_n(fixed)} ms "
+                f"{number(ours)} ms vs desktop {number(desk)} ms ({_ratio(ours, desk)}) and fixed {number(fixed)} ms "
                 f"({_ratio(ours, fixed)})",
             )
         )
@@ -78,14 +87,14 @@ def verdicts(results: JSONDict) -> list[JSONDict]:
             _verdict(
                 f"{name}: requests/turn <= desktop",
                 f["requests_per_turn"] <= d["requests_per_turn"],
-                f"{_n(f['requests_per_turn'], 1)} vs {_n(d['requests_per_turn'], 1)}",
+                f"{number(f['requests_per_turn'], 1)} vs {number(d['requests_per_turn'], 1)}",
             )
         )
         found.append(
             _verdict(
                 f"{name}: completion delay p95 <= settle {settle} ms + {COMPLETION_SLACK_MS} ms",
                 f["completion_p95_ms"] is not None and f["completion_p95_ms"] <= settle + COMPLETION_SLACK_MS,
-                f"p95 {_n(f['completion_p95_ms'])} ms, max {_n(f['completion_max_ms'])} ms",
+                f"p95 {number(f['completion_p95_ms'])} ms, max {number(f['completion_max_ms'])} ms",
             )
         )
     ratio = results["overhead"]["ratio"]
@@ -104,7 +113,7 @@ def verdicts(results: JSONDict) -> list[JSONDict]:
             s["peak_rss_mb"] < SCALE_RSS_LIMIT_MB
             and s["latency_p95_ms"] is not None
             and s["latency_p95_ms"] < SCALE_P95_LIMIT_MS,
-            f"{_n(s['peak_rss_mb'])} MB, p95 {_n(s['latency_p95_ms'])} ms",
+            f"{number(s['peak_rss_mb'])} MB, p95 {number(s['latency_p95_ms'])} ms",
         )
     )
     return found

@@ -26,11 +26,8 @@ import psutil
 
 from bench import report
 from bench.common import (
-    API_KEY,
-    WORKSPACE,
     JSONDict,
     Sandbox,
-    clean_env,
     cpu_seconds,
     git_commit,
     peak_rss_mb,
@@ -38,7 +35,7 @@ from bench.common import (
 )
 from bench.flowside import (
     Asked,
-    Direct,
+    Followed,
     Server,
     ask,
     direct_settings,
@@ -49,10 +46,11 @@ from bench.flowside import (
 from bench.measure import (
     asked_figures,
     completion_times,
-    direct_figures,
+    followed_figures,
     ratio_of_medians,
     reference_figures,
 )
+from bench.refloops import run_worker
 from flow_mcp.flowhunt.client import FlowHuntClient
 
 DEFAULT_MESSAGE = "Build a flow that answers questions from my docs"
@@ -97,20 +95,6 @@ async def _gather(factories: Sequence[Callable[[], Awaitable[_T]]]) -> list[_T]:
     return results
 
 
-async def _reference(sandbox: Sandbox, loop: str, message: str, starts: list[float]) -> JSONDict:
-    spec = {
-        "base_url": sandbox.url,
-        "api_key": API_KEY,
-        "workspace_id": WORKSPACE,
-        "loop": loop,
-        "message": message,
-        "starts": starts,
-    }
-    done = await anyio.run_process([sys.executable, "-m", "bench.refloops", json.dumps(spec)], env=clean_env())
-    result: JSONDict = json.loads(done.stdout)
-    return result
-
-
 async def _asks(server: Server, message: str, starts: list[float]) -> list[Asked]:
     return await _gather([partial(ask, server.client, message, d) for d in starts])
 
@@ -127,7 +111,7 @@ async def run_scenario(sandbox: Sandbox, server: Server, scenario: Scenario, cou
         outcome["flow_cpu"] = cpu_seconds(server.process) - cpu_before
 
     async def reference(loop: str, key: str) -> None:
-        outcome[key] = await _reference(sandbox, loop, scenario.message, starts)
+        outcome[key] = await run_worker(sandbox, loop, starts, [scenario.message] * len(starts))
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(flow)
@@ -164,15 +148,15 @@ async def run_overhead(sandbox: Sandbox, server: Server, count: int, seed: int) 
             "mcp_completion_ms": via_mcp,
             "direct_completion_ms": direct,
             "ratio": ratio_of_medians(via_mcp, direct),
-            "direct_figures": direct_figures(sandbox, directs, counts).summary(),
+            "direct_figures": followed_figures(sandbox, directs, counts).summary(),
         }
 
     return await anyio.to_thread.run_sync(figures)
 
 
 async def _gather_pair(
-    first: Awaitable[list[Asked]], second: Awaitable[list[Direct]]
-) -> tuple[list[Asked], list[Direct]]:
+    first: Awaitable[list[Asked]], second: Awaitable[list[Followed]]
+) -> tuple[list[Asked], list[Followed]]:
     box: dict[str, Any] = {}
 
     async def put(key: str, job: Awaitable[Any]) -> None:

@@ -243,6 +243,29 @@ class Settings(BaseSettings):
         description="HTTP only: seconds running calls may go on after SIGTERM; then `ask` returns 'running' and "
         "the process ends within a few seconds.",
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="FLOW_MCP_REDIS_URL",
+        description="HTTP only: Redis that replicas on one FlowHunt key share (request budget, 429 pause, one turn "
+        "per session, cancellation), e.g. redis://redis:6379/0 (secret: it may carry a password). "
+        'Unset: all of it stays in this process. Needs pip install "flow-mcp[redis]".',
+    )
+    redis_lease_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=600,
+        validation_alias="FLOW_MCP_REDIS_LEASE_SECONDS",
+        description="HTTP only, with Redis: how long a replica's hold on a session's turn lasts unless renewed; "
+        "a session of a replica that died is free after it.",
+    )
+    redis_timeout: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        validation_alias="FLOW_MCP_REDIS_TIMEOUT",
+        description="HTTP only, with Redis: seconds one Redis call may take; past it, or when Redis is down, the "
+        "replica goes on alone (degraded) and tries Redis again every second.",
+    )
     log_level: LogLevel = Field(
         default="info", validation_alias="FLOW_MCP_LOG_LEVEL", description="Log level (stderr)."
     )
@@ -268,6 +291,14 @@ class Settings(BaseSettings):
                 "must not carry a user name or password (user:password@host): remove them; "
                 "FlowHunt takes the API key from FLOWHUNT_API_KEY"
             )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, not at the first Redis call, so a typo stops the server at start; the value is never shown.
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
         return value
 
     @field_validator("api_key")
@@ -319,12 +350,23 @@ def is_sendable_key(key: str) -> bool:
     return all("!" <= char <= "~" for char in key)
 
 
+def redis_password(settings: Settings) -> str | None:
+    """The password inside FLOW_MCP_REDIS_URL, if any: a secret of its own for the log's redaction."""
+    url = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
 def key_fingerprint(key: str) -> str:
     """What stands for a FlowHunt key wherever one must be told apart from another: never the key itself."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-HTTP_ONLY: frozenset[str] = frozenset({"token", "tokens_file", "secret", "shutdown_grace"})
+HTTP_ONLY: frozenset[str] = frozenset(
+    {"token", "tokens_file", "secret", "shutdown_grace", "redis_url", "redis_lease_seconds", "redis_timeout"}
+)
 """Settings only ``serve --transport http`` reads (server.json, which describes the stdio package, leaves them out)."""
 
 ENV_VARS: dict[str, str] = {

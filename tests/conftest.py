@@ -20,6 +20,7 @@ from flow_mcp.sandbox import SandboxConfig, SandboxServer
 from flow_mcp.server.app import build_server
 
 from .support.faultsuite import FAULT_FIGURES
+from .support.redis_server import RedisServer
 from .support.servers import FAST_PACING, settings_for
 
 TESTS = Path(__file__).resolve().parent
@@ -95,3 +96,10 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
     """An MCP client connected in memory to a server built from ``settings``."""
     async with Client(build_server(settings)) as connected:
         yield connected
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test's own on a free loopback port (skipped outside CI where there is none)."""
+    with RedisServer() as server:
+        yield server

@@ -18,7 +18,8 @@ from pydantic import SecretStr
 from flow_mcp._version import __version__
 from flow_mcp.cli.hostconfig import HOSTS
 from flow_mcp.cli.logs import configure_logging
-from flow_mcp.config import ENV_VARS, HttpOptions, Settings
+from flow_mcp.config import ENV_VARS, HttpOptions, Settings, redis_password
+from flow_mcp.telemetry import sdk as telemetry_sdk
 
 log = structlog.get_logger()
 
@@ -208,8 +209,19 @@ def _path(text: str) -> str:
 
 def _configure(settings: Settings, level: str | None = None, fmt: str | None = None) -> None:
     """Logging to stderr with the secrets redacted; ``level``/``fmt`` override the settings for terminal commands."""
-    secrets = [s.get_secret_value() for s in (settings.api_key, settings.token, settings.secret) if s is not None]
+    given = (settings.api_key, settings.token, settings.secret, settings.redis_url)
+    secrets = [s.get_secret_value() for s in given if s is not None] + [p for p in [redis_password(settings)] if p]
     configure_logging(level or settings.log_level, fmt or settings.log_format, secrets=secrets)
+    _start_telemetry()
+
+
+def _start_telemetry() -> None:
+    """OpenTelemetry as the OTEL_* variables ask (docs/observability.md); nothing is imported when none does."""
+    setup = telemetry_sdk.setup_from_environment()
+    if setup.on:
+        log.info("telemetry_on", traces=list(setup.traces), metrics=list(setup.metrics))
+    for problem in setup.problems:
+        log.warning("telemetry_not_set_up", problem=problem)
 
 
 @contextlib.contextmanager
@@ -259,6 +271,7 @@ def _warn_if_no_key(settings: Settings) -> None:
 
 def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
     from flow_mcp.errors import ConfigurationError
+    from flow_mcp.replicas import redis_missing
     from flow_mcp.server.callers import SECRET_NEEDED
     from flow_mcp.server.http import TokenTable, is_loopback, serve_http
 
@@ -278,6 +291,9 @@ def _serve_http(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("authentication_off", host=args.host, help="anyone who reaches this port can use the server")
     if args.flowhunt_key_from_client and settings.secret is None:
         _fail(SECRET_NEEDED)
+    missing = redis_missing(settings)
+    if missing is not None:
+        _fail(missing)
     with _maybe_sandbox(settings, args.sandbox) as settings:
         if args.flowhunt_key_from_client:
             if settings.api_key is not None and not args.sandbox:

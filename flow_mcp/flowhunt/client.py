@@ -31,6 +31,7 @@ import anyio.to_thread
 import httpx2
 import pydantic
 
+from flow_mcp import telemetry
 from flow_mcp._version import __version__
 from flow_mcp.config import KEY_NOT_ASCII, Settings, is_sendable_key
 from flow_mcp.errors import (
@@ -242,6 +243,7 @@ class FlowHuntClient:
     ) -> list[RawEvent]:
         """Events of the session from ``from_timestamp`` on (FlowHunt's reading of the bound is unknown)."""
         stamp = _validate_timestamp(from_timestamp)
+        telemetry.count(telemetry.POLLS, 1, {"flowhunt.session.kind": kind})
         template, path = _session_path(kind, session_id, "invocation_response")
         template, path = f"{template}/{{from_timestamp}}", f"{path}/{quote(stamp, safe='')}"
         call = _Call("POST", template, path, "safe", needs_key=False, expect=list, events=True)
@@ -340,15 +342,28 @@ class FlowHuntClient:
             attempt += 1
             try:
                 await self._take_turn(give_up, deadline)
-                return await self._attempt(call, attempt, deadline)
+                with telemetry.span(f"{call.method} {call.template}", self._span_attrs(call, attempt), kind="client"):
+                    return await self._attempt(call, attempt, deadline)
             except FlowHuntError as error:
                 delay = self._retry_delay(call, error, attempt)
                 if delay is None or attempt > settings.max_retries or time.monotonic() + delay > give_up:
                     raise
+                reason = type(error).__name__
+                telemetry.count(telemetry.RETRIES, 1, {"url.template": call.template, "error.type": reason})
                 log.warning(
                     "flowhunt_retry", path=call.template, attempt=attempt, delay_s=round(delay, 3), reason=str(error)
                 )
                 await anyio.sleep(delay)
+
+    def _span_attrs(self, call: _Call, attempt: int) -> telemetry.Attributes:
+        """A request's span: what was asked and where, never the path's ids, a query, a body or a header."""
+        return {
+            "http.request.method": call.method,
+            "url.template": call.template,
+            "server.address": self._http.base_url.host,
+            "flow_mcp.attempt": attempt,
+            "http.request.resend_count": attempt - 1 if attempt > 1 else None,
+        }
 
     async def _take_turn(self, give_up: float, deadline: float | None) -> None:
         """Wait for the key's request budget; fail at once when a 429's pause outlasts the call's patience."""
@@ -383,6 +398,7 @@ class FlowHuntClient:
                 )
             response, data = fetched
             status = response.status_code
+            telemetry.current().set({"http.response.status_code": status})
             body = await self._decode(call, response, data)
             empty = body == []
             return body
@@ -456,8 +472,9 @@ class FlowHuntClient:
         if retry_after is not None:
             retry_after = min(retry_after, self._settings.max_retry_after)
         if response.status_code == 429:
+            telemetry.count(telemetry.RATE_LIMITED, 1, {"url.template": call.template})
             # The limit is the key's, so every turn of this client waits, not only the one that got the 429.
-            self.gate.pause(retry_after if retry_after is not None else 1.0)
+            await self.gate.pause(retry_after if retry_after is not None else 1.0)
         # The body's strings are already scrubbed, so the detail is cut only after the key was taken out.
         location = self._shown_url(response.headers.get("Location")) if response.is_redirect else None
         raise error_for_status(response.status_code, None if body is UNREADABLE else body, retry_after, location)

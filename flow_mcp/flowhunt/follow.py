@@ -14,6 +14,7 @@ from typing import Literal
 
 import anyio
 
+from flow_mcp import telemetry
 from flow_mcp.config import Settings
 from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
 from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind
@@ -60,6 +61,8 @@ def absorb(
 ) -> tuple[list[RawEvent], Cursor]:
     """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
     taken = cursor.advanced(batch, limit, now_ms(), settle_ms)
+    if taken.events:
+        telemetry.count(telemetry.EVENTS, len(taken.events))
     log_events(session_id, taken.events)
     log_left_out(session_id, taken)
     return taken.events, taken.cursor

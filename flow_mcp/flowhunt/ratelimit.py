@@ -5,6 +5,9 @@ Every request of a FlowHuntClient passes ``RateGate.wait()`` first. Requests que
 (start-time fair queuing): a caller that floods the key delays another caller's request by at most one request
 per busy lane, not by its whole backlog. Within a lane, first come, first served. A ``Retry-After`` from
 FlowHunt holds back every request of the key, not only the one that got it.
+
+The tokens and the pause live in a ``Bucket``: ``LocalBucket`` in this process, or one that replicas share
+(flow_mcp.replicas, through Redis); the fair line of lanes is always this process's.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 
@@ -41,28 +45,84 @@ class _Ticket:
     head: anyio.Event = field(compare=False, default_factory=anyio.Event)  # set when it becomes next in line
 
 
-class RateGate:
-    """A token bucket (``rate`` per second, bursts up to ``burst``) with a shared pause, served lane by lane."""
+class Bucket(Protocol):
+    """A key's request budget: tokens at a rate, and a pause that a 429 imposes."""
+
+    async def take(self) -> float:
+        """Take a token and return 0, or return the seconds to wait before asking again."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every request back for ``seconds`` from now (a 429's Retry-After)."""
+        ...
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds the pause still runs, as far as this process knows."""
+        ...
+
+
+class LocalBucket:
+    """A token bucket (``rate`` per second, bursts up to ``burst``) and a pause, in this process."""
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        self._rate = rate
-        self._burst = burst if burst is not None else max(1.0, rate)
-        self._tokens = self._burst
+        self.rate = rate
+        self.burst = burst if burst is not None else default_burst(rate)
+        self._tokens = self.burst
         self._updated = time.monotonic()
         self._paused_until = 0.0
+
+    async def take(self) -> float:
+        return self.take_now()
+
+    def take_now(self) -> float:
+        """``take`` without awaiting anything."""
+        pause = self.paused_for
+        if pause > 0:
+            return pause
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self.rate
+
+    async def pause(self, seconds: float) -> None:
+        self.pause_now(seconds)
+
+    def pause_now(self, seconds: float) -> None:
+        """``pause`` without awaiting anything."""
+        self._paused_until = max(self._paused_until, time.monotonic() + max(seconds, 0.0))
+
+    @property
+    def paused_for(self) -> float:
+        return max(self._paused_until - time.monotonic(), 0.0)
+
+
+def default_burst(rate: float) -> float:
+    """How many requests may go at once after a quiet spell: one second's worth."""
+    return max(1.0, rate)
+
+
+class RateGate:
+    """The key's ``Bucket`` (by default a ``LocalBucket`` of ``rate`` and ``burst``), served lane by lane."""
+
+    def __init__(self, rate: float, burst: float | None = None, *, bucket: Bucket | None = None) -> None:
+        self.bucket: Bucket = bucket if bucket is not None else LocalBucket(rate, burst)
         self._line: list[_Ticket] = []  # sorted: the first is served next
         self._arrivals = itertools.count()
         self._served_tag = 0  # the tag of the last ticket served: a lane that was idle starts from here
         self._next_tag: dict[str, int] = {}  # for lanes with tickets in line
         self._in_line: Counter[str] = Counter()
 
-    def pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
         """Hold every request back for ``seconds`` from now (a 429's Retry-After)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + max(seconds, 0.0))
+        await self.bucket.pause(seconds)
 
     @property
     def paused_for(self) -> float:
-        return max(self._paused_until - time.monotonic(), 0.0)
+        return self.bucket.paused_for
 
     @property
     def waiting(self) -> int:
@@ -78,12 +138,11 @@ class RateGate:
                     ticket.head = anyio.Event()
                     await ticket.head.wait()
                     continue
-                delay = self._delay()
+                delay = await self.bucket.take()
                 if delay <= 0:
                     break
                 # A ticket of a quieter lane may join ahead meanwhile; the loop then waits for its turn again.
                 await anyio.sleep(delay)
-            self._tokens -= 1
             self._served_tag = ticket.tag
         finally:
             self._leave(ticket)
@@ -104,12 +163,3 @@ class RateGate:
             del self._in_line[ticket.lane], self._next_tag[ticket.lane]
         if was_first and self._line:
             self._line[0].head.set()
-
-    def _delay(self) -> float:
-        pause = self.paused_for
-        if pause > 0:
-            return pause
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate

@@ -12,6 +12,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -37,8 +38,9 @@ from flow_mcp.config import Settings
 from flow_mcp.errors import FlowMCPError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.logger import get_logger
+from flow_mcp.replicas import Coordination, InProcess
 from flow_mcp.server.arguments import argument_errors
-from flow_mcp.server.bookkeeping import CallKey, Drain
+from flow_mcp.server.bookkeeping import CallKey, CallsInFlight, Drain, call_digest
 from flow_mcp.server.callers import Access, HttpAccess
 from flow_mcp.server.elicitation import state_security
 from flow_mcp.server.flowtools import flow_tools_middleware, running_flow_tools
@@ -72,12 +74,14 @@ def build_server(
     http: HttpAccess | None = None,
     drain: Drain | None = None,
     token_verifier: TokenVerifier | None = None,
+    shared: Coordination | None = None,
 ) -> MCPServer[AppState]:
     """The flow_mcp MCP server. Nothing here touches the network: FlowHunt is first called by a tool.
 
     ``http`` makes it a server for many clients (session handles, optionally each client's own FlowHunt key);
     ``drain`` is how the HTTP runner tells running calls that the server is stopping; ``token_verifier``
-    makes every HTTP request need a bearer token it accepts.
+    makes every HTTP request need a bearer token it accepts; ``shared`` is what replicas share (their request
+    budget, session holds and cancellations; flow_mcp.replicas), by default nothing: all of it in this process.
     """
 
     bus = InMemorySubscriptionBus()  # subscriptions/listen streams (2026-07-28), told when the flow tools change
@@ -85,11 +89,14 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with (
-            Access(settings, client_factory, http) as access,
+            shared or InProcess() as coordination,
+            Access(settings, client_factory, http, coordination) as access,
             running_flow_tools(settings, access, bus) as flow_tools,
         ):
-            runner = TurnRunner(settings, drain or Drain())
-            yield AppState(settings=settings, access=access, runner=runner, flow_tools=flow_tools)
+            runner = TurnRunner(settings, drain or Drain(), coordination)
+            calls = CallsInFlight()
+            coordination.on_cancel(partial(_cancelled_elsewhere, calls))
+            yield AppState(settings=settings, access=access, runner=runner, calls=calls, flow_tools=flow_tools)
 
     mcp = _FlowServer(
         "flow-mcp",
@@ -140,8 +147,16 @@ async def _stop_when_cancelled(ctx: RequestContext, call_next: CallNext) -> Hand
     if ctx.request_id is None:
         if ctx.method == "notifications/cancelled" and isinstance(ctx.params, Mapping):
             request_id = ctx.params.get("requestId")
-            if request_id is not None and calls.cancel(_call_key(ctx, request_id)):
-                log.info("request_cancelled", request_id=str(request_id))
+            if request_id is not None:
+                key = _call_key(ctx, request_id)
+                if calls.cancel(key):
+                    log.info("request_cancelled", request_id=str(request_id))
+                else:  # not running here: it may run on another replica
+                    log.info("request_cancel_passed_on", request_id=str(request_id))
+                    # Shielded (and bounded by FLOW_MCP_REDIS_TIMEOUT): a stateless server ends a notification's
+                    # request as soon as it is answered, which would otherwise cut the message off on its way.
+                    with anyio.CancelScope(shield=True):
+                        await ctx.lifespan_context.runner.shared.cancel(call_digest(key))
         return await call_next(ctx)
     if ctx.method not in _LONG_METHODS:
         return await call_next(ctx)
@@ -161,6 +176,12 @@ async def _stop_when_cancelled(ctx: RequestContext, call_next: CallNext) -> Hand
         # Nobody waits for this answer any more; it only closes the request's stream, as the SDK's own does.
         raise MCPError(code=REQUEST_CANCELLED, message="Request cancelled")
     return result
+
+
+def _cancelled_elsewhere(calls: CallsInFlight, digest: str) -> None:
+    """A cancellation another replica was sent: the call stops if it runs here."""
+    if calls.cancel_digest(digest):
+        log.info("request_cancelled", via="redis")
 
 
 def _call_key(ctx: RequestContext, request_id: object) -> CallKey:

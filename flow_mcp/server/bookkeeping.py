@@ -1,10 +1,12 @@
-"""What the server keeps across tool calls, in this process: the turns it follows or left running, the sessions
-each caller touched, the calls in flight (to cancel them), and whether it is stopping. A restart forgets all of it,
-which at worst lets one overlapping turn through.
+"""What the server keeps across tool calls, in this process: the sessions each caller touched, the calls in flight
+(to cancel them), and whether it is stopping. (Which sessions have a turn followed or left running is kept by
+flow_mcp.replicas: in this process, or shared by replicas through Redis.)
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,45 +14,6 @@ from contextlib import contextmanager
 import anyio
 
 from flow_mcp.server.callers import SessionRef
-
-# -- which sessions have a turn followed or left running -----------------------------------------------------
-
-_MAX_REMEMBERED = 1000  # unfinished turns remembered; the oldest are forgotten first
-
-
-class TurnBook:
-    """In-process bookkeeping; a restart forgets it, which at worst lets one overlapping turn through."""
-
-    def __init__(self) -> None:
-        self._followed: dict[str, int] = {}
-        self._unfinished: OrderedDict[str, str] = OrderedDict()
-
-    @contextmanager
-    def following(self, session_id: str) -> Iterator[None]:
-        """Mark the session as followed by an ask for the duration of the block."""
-        self._followed[session_id] = self._followed.get(session_id, 0) + 1
-        try:
-            yield
-        finally:
-            self._followed[session_id] -= 1
-            if not self._followed[session_id]:
-                del self._followed[session_id]
-
-    def is_followed(self, session_id: str) -> bool:
-        return session_id in self._followed
-
-    def finished(self, session_id: str, running_cursor: str | None) -> None:
-        """Record how an ask left its turn: still running (with the cursor to follow it) or ended."""
-        self._unfinished.pop(session_id, None)
-        if running_cursor is not None:
-            self._unfinished[session_id] = running_cursor
-            while len(self._unfinished) > _MAX_REMEMBERED:
-                self._unfinished.popitem(last=False)
-
-    def unfinished(self, session_id: str) -> str | None:
-        """The cursor of the session's turn that an ask left running, if any."""
-        return self._unfinished.get(session_id)
-
 
 # -- which sessions each caller touched ----------------------------------------------------------------------
 
@@ -84,27 +47,35 @@ class RecentSessions:
 CallKey = tuple[str | None, ...]
 
 
+def call_digest(key: CallKey) -> str:
+    """What stands for a call between replicas: a digest of who sent it and its id, never the parts themselves."""
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
 class CallsInFlight:
     """Running requests by who sent them and their JSON-RPC id, so that a cancellation can reach them.
 
     The SDK cancels a request when its own connection carries the cancellation; a stateless HTTP server gives
-    every POST a connection of its own, so there the cancellation arrives where the request is unknown.
+    every POST a connection of its own, so there the cancellation arrives where the request is unknown, or at
+    another replica (which passes it on through flow_mcp.replicas: ``cancel_digest`` here).
     """
 
     def __init__(self) -> None:
         self._scopes: dict[CallKey, list[anyio.CancelScope]] = {}
+        self._keys: dict[str, CallKey] = {}  # by call_digest
 
     @contextmanager
     def running(self, key: CallKey) -> Iterator[anyio.CancelScope]:
         """A block that ``cancel(key)`` cancels; check ``cancelled_caught`` afterwards."""
         with anyio.CancelScope() as scope:
             self._scopes.setdefault(key, []).append(scope)
+            self._keys[call_digest(key)] = key
             try:
                 yield scope
             finally:
                 self._scopes[key].remove(scope)
                 if not self._scopes[key]:
-                    del self._scopes[key]
+                    del self._scopes[key], self._keys[call_digest(key)]
 
     def cancel(self, key: CallKey) -> bool:
         """Cancel the one request under ``key``; with none, or several (an id reused), cancel nothing."""
@@ -113,6 +84,11 @@ class CallsInFlight:
             return False
         scopes[0].cancel()
         return True
+
+    def cancel_digest(self, digest: str) -> bool:
+        """``cancel`` the call whose ``call_digest`` this is, if it runs here."""
+        key = self._keys.get(digest)
+        return key is not None and self.cancel(key)
 
 
 # -- graceful stop -------------------------------------------------------------------------------------------

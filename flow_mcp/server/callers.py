@@ -25,6 +25,8 @@ from pydantic import SecretStr
 from flow_mcp.config import HOW_TO_MAKE_ONE, KEY_NOT_ASCII, Settings, is_sendable_key, key_fingerprint
 from flow_mcp.errors import ConfigurationError, InvalidArgumentError, MissingKeyError, NotFoundError
 from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind, validate_session_id
+from flow_mcp.flowhunt.ratelimit import RateGate
+from flow_mcp.replicas import Coordination
 from flow_mcp.server.results import MISSING_KEY_HELP
 
 ANONYMOUS = "anonymous"
@@ -89,10 +91,16 @@ class Access:
     """Hands out Callers; owns the FlowHunt clients and closes them."""
 
     def __init__(
-        self, settings: Settings, factory: Callable[[Settings], FlowHuntClient], http: HttpAccess | None = None
+        self,
+        settings: Settings,
+        factory: Callable[[Settings], FlowHuntClient],
+        http: HttpAccess | None = None,
+        shared: Coordination | None = None,
     ) -> None:
         self._settings = settings
         self._http = http
+        if shared is not None:
+            factory = _budgeted(factory, shared)
         self._pool = ClientPool(settings, factory) if http and http.key_from_client else None
         self._shared = None if self._pool else factory(settings)
         secret = server_secret(settings, self._pool is not None)
@@ -141,6 +149,21 @@ class Access:
                 assert self._shared is not None
                 client, identity = self._shared, name
             yield Caller(client, name, SessionHandles(self._handle_key, identity))
+
+
+def _budgeted(
+    factory: Callable[[Settings], FlowHuntClient], shared: Coordination
+) -> Callable[[Settings], FlowHuntClient]:
+    """``factory``, its clients drawing on their key's budget in ``shared`` (which replicas may share)."""
+
+    def make(settings: Settings) -> FlowHuntClient:
+        client = factory(settings)
+        key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+        bucket = shared.bucket(key_fingerprint(key), settings.max_rps)
+        client.gate = RateGate(settings.max_rps, bucket=bucket)
+        return client
+
+    return make
 
 
 def server_secret(settings: Settings, key_from_client: bool) -> SecretStr | None:

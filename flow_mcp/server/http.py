@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 import anyio
+import anyio.to_thread
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.transport_security import TransportSecuritySettings
@@ -34,6 +35,7 @@ from flow_mcp._version import __version__
 from flow_mcp.config import HOW_TO_MAKE_ONE, MIN_SECRET_CHARS, HttpOptions, Settings
 from flow_mcp.errors import ConfigurationError
 from flow_mcp.flowhunt.logger import get_logger
+from flow_mcp.replicas import coordination
 from flow_mcp.server.app import build_server
 from flow_mcp.server.bookkeeping import Drain
 from flow_mcp.server.callers import HttpAccess
@@ -48,6 +50,8 @@ from flow_mcp.server.guards import (
     connection_limit,
     guarded_protocol,
 )
+from flow_mcp.server.tracing import TraceHeaders
+from flow_mcp.telemetry import sdk as telemetry_sdk
 
 log = get_logger()
 
@@ -106,17 +110,20 @@ def build_http_app(
     drain: Drain,
 ) -> ASGIApp:
     """The ASGI app: the MCP endpoint at ``options.path``, ``GET /healthz``, and the graceful stop."""
+    shared = coordination(settings)
     mcp = build_server(
         settings,
         http=HttpAccess(key_from_client=options.key_from_client),
         drain=drain,
         token_verifier=_StaticTokens(tokens) if tokens else None,
+        shared=shared,
     )
 
     async def healthz(_: Request) -> JSONResponse:
-        # No auth and no FlowHunt call: a load balancer asks whether this process serves, nothing more.
+        # No auth and no FlowHunt call: a load balancer asks whether this process serves, nothing more. A replica
+        # that lost Redis still serves (degraded: on its own budget), so it stays 200.
         stopping = drain.began.is_set()
-        body = {"status": "stopping" if stopping else "ok", "version": __version__}
+        body = {"status": "stopping" if stopping else "ok", "version": __version__, **shared.health()}
         return JSONResponse(body, status_code=503 if stopping else 200)
 
     mcp.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)
@@ -135,7 +142,7 @@ def build_http_app(
     # user. Behind --no-auth anonymous is a whole team, which the proxy in front authenticates (and limits).
     if not options.stateless and (tokens or is_loopback(options.host)):
         quota = SessionQuota(mcp.session_manager, tokens.identify if tokens else None, MAX_SESSIONS_PER_CLIENT)
-    return _Stopping(Front(app, options.path, host_check(options), quota), drain)
+    return _Stopping(Front(TraceHeaders(app), options.path, host_check(options), quota), drain)
 
 
 class _Stopping:
@@ -235,6 +242,11 @@ class _Server(uvicorn.Server):
                 host, port = sock.getsockname()[:2]
                 url = f"http://{_url_host(host)}:{port}"
                 log.info("server_listening", url=url, max_connections=self._limits.max_connections)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # uvicorn then re-raises the signal that stopped it, and a process ended by a signal runs no atexit hook.
+        await anyio.to_thread.run_sync(telemetry_sdk.shutdown)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import anyio
 
-from flow_mcp.config import Settings
+from flow_mcp.config import Settings, key_fingerprint
 from flow_mcp.errors import HookNotResumedError, NotResumableError, TurnInProgressError
 from flow_mcp.flowhunt.client import SessionKind
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
@@ -27,7 +27,8 @@ from flow_mcp.flowhunt.resume import Resumed, find_hook, reply_to, resume
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
-from flow_mcp.server.bookkeeping import Drain, TurnBook
+from flow_mcp.replicas import Coordination, Held, InProcess, Position
+from flow_mcp.server.bookkeeping import Drain
 from flow_mcp.server.callers import Caller, SessionRef
 from flow_mcp.server.results import RESUME_REFUSED, AskResult, continue_hint
 
@@ -95,34 +96,42 @@ class Turn:
 
 @dataclass
 class TurnRunner:
-    """Runs and follows turns for the tools of one server; owns the one-turn-per-session bookkeeping."""
+    """Runs and follows turns for the tools of one server; owns the one-turn-per-session rule."""
 
     settings: Settings
     drain: Drain = field(default_factory=lambda: Drain())
-    book: TurnBook = field(default_factory=lambda: TurnBook())
+    shared: Coordination = field(default_factory=lambda: InProcess())
+    """Where the rule's state lives: this process, or Redis that every replica shares (flow_mcp.replicas)."""
 
     @asynccontextmanager
     async def one_turn(
-        self, caller: Caller, session: SessionRef, *, continuing: bool
+        self, caller: Caller, session: SessionRef, *, continuing: bool, position: Position = lambda: None
     ) -> AsyncIterator[Callable[[str | None], None]]:
-        """Hold ``sid`` for one turn; refuse if another is still running in it.
+        """Hold the session for one turn; refuse if another is still running in it.
 
-        A new message while the last turn is still worked on would interleave the two. The block gets a
-        function to record how it left the turn: its cursor if still running, else None.
+        A new message while the last turn is still worked on would interleave the two. ``position`` says where
+        the turn stands, for a call refused meanwhile. The block gets a function to record how it left the turn:
+        its cursor if still running, else None.
         """
-        sid = session.id
-        if continuing:
-            await self._refuse_if_running(caller, session)
-        with self.book.following(sid):
-            yield lambda running_cursor: self.book.finished(sid, running_cursor)
+        sid, fingerprint = session.id, fingerprint_of(caller)
+        held = await self.shared.hold(fingerprint, sid, check=continuing, position=position)
+        if isinstance(held, Held):
+            raise TurnInProgressError(_held_text(caller.public(session), held))
+        recorded: list[str | None] = []
+        try:
+            if continuing:
+                await self._refuse_if_running(caller, session)
+            yield recorded.append
+        finally:
+            # Also on the way out of a cancelled call: the next call, on any replica, must see how it was left.
+            with anyio.CancelScope(shield=True):
+                if recorded:
+                    await self.shared.leave(fingerprint, sid, recorded[-1])
+                await held.release()
 
     async def _refuse_if_running(self, caller: Caller, session: SessionRef) -> None:
-        sid, public = session.id, caller.public(session)
-        if self.book.is_followed(sid):
-            raise TurnInProgressError(
-                f"Another call is still following a turn in session {public}. Wait for it to return, then try again."
-            )
-        cursor = self.book.unfinished(sid)
+        sid, public, fingerprint = session.id, caller.public(session), fingerprint_of(caller)
+        cursor = await self.shared.left_running(fingerprint, sid)
         if cursor is None:
             return
         # The last call returned "running": one poll tells whether that turn has ended since.
@@ -142,7 +151,7 @@ class TurnRunner:
                 f"The previous turn in session {public} is still running. Follow it to its end with "
                 f"{continue_hint(public, cursor)}, then try again."
             )
-        self.book.finished(sid, None)
+        await self.shared.leave(fingerprint, sid, None)
 
     async def ask(
         self,
@@ -173,7 +182,7 @@ class TurnRunner:
             deadline=deadline,
             kind=session.kind,
         )
-        hint.invoking = False
+        hint.invoking, hint.cursor = False, sent.cursor.encode()
         await progress.send(f"Message sent; the {_worker(session)} is working")
         turn = Turn(sent.message_id, sent.cursor)
         turn = await self.follow_turn(
@@ -396,6 +405,22 @@ class TurnRunner:
                 kind=session.kind,
             )
         return reached
+
+
+def fingerprint_of(caller: Caller) -> str:
+    """What the shared state keys a caller's sessions and budget by: the fingerprint of its FlowHunt key."""
+    key = caller.client.settings.api_key
+    return key_fingerprint(key.get_secret_value() if key is not None else "")
+
+
+def _held_text(public: str, held: Held) -> str:
+    """Why a second turn in a session is refused while a call follows one, and how to watch that one instead."""
+    where = "on another replica " if held.elsewhere else ""
+    text = f"Another call {where}is still following a turn in session {public}."
+    if held.cursor:
+        follow_it = continue_hint(public, held.cursor)
+        return f"{text} Follow it with {follow_it}, or wait for that call to return; then try again."
+    return f"{text} Wait for it to return, then try again."
 
 
 def _worker(session: SessionRef) -> str:

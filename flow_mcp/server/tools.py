@@ -32,7 +32,7 @@ from flow_mcp.flowhunt.ratelimit import rate_lane
 from flow_mcp.flowhunt.send import send_message
 from flow_mcp.flowhunt.turn import status_of
 from flow_mcp.flowhunt.wire import RawEvent
-from flow_mcp.server import elicitation, results
+from flow_mcp.server import elicitation, results, tracing
 from flow_mcp.server.arguments import (
     MAX_ASK_TIMEOUT_SECONDS,
     MAX_POLL_WAIT_SECONDS,
@@ -479,13 +479,16 @@ async def _one_turn(
     state: AppState, caller: Caller, session: SessionRef, hint: Hint, run: Run, *, continuing: bool
 ) -> AskResult:
     """``run`` as the session's one turn, recording how it left the turn (running: with its cursor)."""
-    async with state.runner.one_turn(caller, session, continuing=continuing) as record:
-        try:
-            result = await run()
-        except anyio.get_cancelled_exc_class():
-            # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next call checks it first.
-            record(hint.cursor)
-            raise
+    position = lambda: hint.cursor  # noqa: E731 -- read when a call refused meanwhile asks where the turn is
+    async with state.runner.one_turn(caller, session, continuing=continuing, position=position) as record:
+        with tracing.turn_span(hint.session_id, session.kind) as finished:
+            try:
+                result = await run()
+            except anyio.get_cancelled_exc_class():
+                # Cancelled, or the client went away: the turn goes on at FlowHunt, so the next call checks it first.
+                record(hint.cursor)
+                raise
+            finished(result)
         record(result.cursor if result.status == "running" else None)
     return result
 
@@ -537,7 +540,7 @@ def caller_for(access: Access, headers: Mapping[str, str] | None) -> AbstractAsy
 async def _calling(ctx: Context[AppState], tool: str, hint: Hint) -> AsyncIterator[Caller]:
     """A tool call's frame: its caller, and every failure turned into a tool error that says what to do."""
     hint.key_header = _state(ctx).access.key_header
-    with _tool_errors(tool, hint):
+    with _tool_errors(tool, hint), tracing.tool_span(tool, ctx.request_context.meta, lambda: hint.session_id):
         async with caller_of(ctx) as caller:
             # The caller's name is also its lane in the key's request budget, so callers share it fairly.
             with structlog.contextvars.bound_contextvars(client=caller.name), rate_lane(caller.name):

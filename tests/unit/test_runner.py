@@ -17,9 +17,10 @@ from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.turn import TurnProgress
 from flow_mcp.flowhunt.wire import RawEvent
-from flow_mcp.server.bookkeeping import Drain, TurnBook
+from flow_mcp.replicas import Held, InProcess
+from flow_mcp.server.bookkeeping import Drain
 from flow_mcp.server.callers import Caller, SessionRef
-from flow_mcp.server.runner import Hint, Progress, TurnRunner
+from flow_mcp.server.runner import Hint, Progress, TurnRunner, fingerprint_of
 
 from ..support.stub import SESSION, StubFlowHunt, stub_settings
 
@@ -125,34 +126,51 @@ async def test_a_turn_an_ask_left_running_is_polled_once_and_refuses_until_it_ha
         async with runner.one_turn(caller, REF, continuing=True):
             pass
     assert left in str(refused.value) and "poll_events" in str(refused.value)  # says how to follow it
-    assert runner.book.unfinished(SESSION) == left and len(stub.paths("invocation_response")) == 1
+    left_now = await runner.shared.left_running(fingerprint_of(caller), SESSION)
+    assert left_now == left and len(stub.paths("invocation_response")) == 1
     stub.add("v3_tool_call_end", tool_name="run_flow")
     stub.answer()  # an answer with no tool open ends the turn for this rule, settle window or not
     async with runner.one_turn(caller, REF, continuing=True):
         pass
-    assert runner.book.unfinished(SESSION) is None
+    assert await runner.shared.left_running(fingerprint_of(caller), SESSION) is None
 
 
 async def test_a_new_session_is_never_checked_for_a_running_turn(stub: StubFlowHunt, caller: Caller) -> None:
     runner = TurnRunner(stub_settings())
-    runner.book.finished(SESSION, Cursor(timestamp=0).encode())
+    await runner.shared.leave(fingerprint_of(caller), SESSION, Cursor(timestamp=0).encode())
     async with runner.one_turn(caller, REF, continuing=False):
         pass
     assert stub.requests == []
 
 
-def test_the_turn_book_counts_nested_followers_and_forgets_the_oldest_unfinished_turns() -> None:
-    book = TurnBook()
-    with book.following("s"):
-        with book.following("s"):
-            assert book.is_followed("s")
-        assert book.is_followed("s")
-    assert not book.is_followed("s")
+async def test_a_refusal_says_where_the_running_turn_stands_so_the_caller_can_follow_it(
+    stub: StubFlowHunt, caller: Caller
+) -> None:
+    runner = TurnRunner(stub_settings())
+    here = Cursor(timestamp=0).encode()
+    async with runner.one_turn(caller, REF, continuing=False, position=lambda: here):
+        with pytest.raises(TurnInProgressError) as refused:
+            async with runner.one_turn(caller, REF, continuing=True):
+                pass
+    assert here in str(refused.value) and "poll_events" in str(refused.value)
+
+
+async def test_in_process_holds_count_nested_holders_and_forget_the_oldest_turns_left_running() -> None:
+    shared = InProcess()
+    first = await shared.hold("k", "s", check=False, position=lambda: None)
+    second = await shared.hold("k", "s", check=False, position=lambda: None)
+    assert not isinstance(first, Held) and not isinstance(second, Held)
+    await second.release()
+    assert isinstance(await shared.hold("k", "s", check=True, position=lambda: None), Held)
+    await first.release()
+    assert not isinstance(await shared.hold("k", "s", check=True, position=lambda: None), Held)
+    assert not isinstance(await shared.hold("other key", "s", check=True, position=lambda: None), Held)
     for number in range(1001):
-        book.finished(f"s{number}", f"cursor-{number}")
-    assert book.unfinished("s0") is None and book.unfinished("s1000") == "cursor-1000"
-    book.finished("s1000", None)
-    assert book.unfinished("s1000") is None
+        await shared.leave("k", f"s{number}", f"cursor-{number}")
+    assert await shared.left_running("k", "s0") is None
+    assert await shared.left_running("k", "s1000") == "cursor-1000"
+    await shared.leave("k", "s1000", None)
+    assert await shared.left_running("k", "s1000") is None
 
 
 # -- progress --------------------------------------------------------------------------------------
