@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bench.common import percentile
+from bench.common import JSONDict, percentile
 from bench.refloops import Desktop, Fixed
 from bench.shapes import SHAPES, Step, draw, offsets_ms
 from flow_mcp.config import Settings
@@ -297,6 +297,24 @@ def oracle_p50(turns: Sequence[tuple[list[float], int]], half_rtt: float) -> flo
         else:
             low = mid
     return high + half_rtt
+
+
+def oracle_frontier(shape: str, turns: Sequence[Sequence[Step]], settle_ms: int) -> JSONDict:
+    """The best p50 latency any schedule reaches on these turns, per number of polls a turn: the sweep's frontier.
+
+    Latency here leaves out the poll's round trip (the oracle polls the moment an event becomes visible). Points
+    stop at the first budget that sees every event at once. ``settle_ms`` does not change it: the oracle's polls
+    are for latency; a completion poll would come on top.
+    """
+    del shape, settle_ms
+    timed = [[float(offset) for offset in offsets_ms(steps)] for steps in turns]
+    points = []
+    for budget in range(1, max((len(times) for times in timed), default=0) + 1):
+        best = oracle_p50([(times, budget) for times in timed], 0.0)
+        points.append({"polls_per_turn": budget, "latency_p50_ms": round(best)})
+        if best < 1:
+            break
+    return {"points": points, "what": "an oracle that polls when events become visible; no round trip counted"}
 
 
 # -- running and reporting -------------------------------------------------------------------------------------
