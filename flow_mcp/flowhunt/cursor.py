@@ -39,10 +39,10 @@ from flow_mcp.errors import InvalidArgumentError
 from flow_mcp.flowhunt.schedule import Pace, pace_from_state, pace_state
 from flow_mcp.flowhunt.turn import (
     MAX_ID_CHARS,
-    WAITING_ACTIONS,
     TurnProgress,
     WaitingFor,
     advance,
+    causal_order,
     latch_completed,
 )
 from flow_mcp.flowhunt.wire import RawEvent
@@ -126,7 +126,7 @@ class Cursor:
                 continue
             if event.event_id not in fresh and not self._delivered(event, known):
                 fresh[event.event_id] = event
-        ordered = sorted(fresh.values(), key=_causal_order)
+        ordered = sorted(fresh.values(), key=causal_order)
         timely = [event for event in ordered if ceiling is None or event.created_at_timestamp <= ceiling]
         beyond = ordered[len(timely) :]  # the latest timestamps sort last
         room = max(MAX_AHEAD_IDS - len(self.seen_ahead), 0)
@@ -331,32 +331,6 @@ def _unpack(prefix: struct.Struct, text: Any) -> list[tuple[int, str]]:
         (prefix.unpack_from(data, at)[0], "#" + data[at + prefix.size : at + size].hex())
         for at in range(0, len(data), size)
     ]
-
-
-def _causal_order(event: RawEvent) -> tuple[int, int]:
-    """Sort key: time, then, within one millisecond, the order a turn's events can happen in.
-
-    Events of one millisecond arrive in any order (FlowHunt does not promise one); a tool call's end read
-    before its start would leave the call open forever. The sort is stable, so events of equal rank keep
-    FlowHunt's order.
-    """
-    if event.action_type == "message":
-        rank = 5 if event.event_type == "ai" else 0  # a person's message opens a turn, an answer closes it
-    else:
-        rank = _RANK_IN_MILLISECOND.get(event.action_type, 3)
-    return event.created_at_timestamp, rank
-
-
-_RANK_IN_MILLISECOND = {
-    "v3_flow_assistant_init": 1,
-    "agent_initialized": 1,
-    "v3_tool_call_start": 2,
-    "v3_tool_call_end": 4,
-    "tool_call": 4,
-    **dict.fromkeys(WAITING_ACTIONS, 6),
-    "failed": 6,
-    "session_closed": 7,
-}
 
 
 def decode_cursor(text: str) -> Cursor:

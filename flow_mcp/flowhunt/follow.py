@@ -61,11 +61,16 @@ def absorb(
 ) -> tuple[list[RawEvent], Cursor]:
     """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
     taken = cursor.advanced(batch, limit, now_ms(), settle_ms)
+    note_taken(session_id, taken)
+    return taken.events, taken.cursor
+
+
+def note_taken(session_id: str, taken: Taken) -> None:
+    """What a batch brought, in the logs and the metrics."""
     if taken.events:
         telemetry.count(telemetry.EVENTS, len(taken.events))
     log_events(session_id, taken.events)
     log_left_out(session_id, taken)
-    return taken.events, taken.cursor
 
 
 def log_left_out(session_id: str, taken: Taken) -> None:
@@ -187,8 +192,7 @@ async def follow(
         room = None if max_events is None else max_events - delivered
         taken = took_poll(schedule, cursor, batch, sent_ms=sent, now_ms=now_ms(), limit=room)
         fresh, cursor = taken.events, taken.cursor
-        log_events(session_id, fresh)
-        log_left_out(session_id, taken)
+        note_taken(session_id, taken)
         if fresh and on_events is not None:
             await on_events(fresh, cursor)
         delivered += len(fresh)

@@ -155,3 +155,29 @@ def waiting_for(event: RawEvent) -> WaitingFor:
         hook_id=text_of(meta, "hook_id"),
         link=text_of(meta, "integration_url") or text_of(meta, "link") or text_of(meta, "url"),
     )
+
+
+def causal_order(event: RawEvent) -> tuple[int, int]:
+    """Sort key: time, then, within one millisecond, the order a turn's events can happen in.
+
+    Events of one millisecond arrive in any order (FlowHunt does not promise one); a tool call's end read
+    before its start would leave the call open forever. The sort is stable, so events of equal rank keep
+    FlowHunt's order.
+    """
+    if event.action_type == "message":
+        rank = 5 if event.event_type == "ai" else 0  # a person's message opens a turn, an answer closes it
+    else:
+        rank = _RANK_IN_MILLISECOND.get(event.action_type, 3)
+    return event.created_at_timestamp, rank
+
+
+_RANK_IN_MILLISECOND = {
+    "v3_flow_assistant_init": 1,
+    "agent_initialized": 1,
+    "v3_tool_call_start": 2,
+    "v3_tool_call_end": 4,
+    "tool_call": 4,
+    **dict.fromkeys(WAITING_ACTIONS, 6),
+    "failed": 6,
+    "session_closed": 7,
+}
