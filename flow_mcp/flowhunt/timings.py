@@ -3,8 +3,8 @@
 The polling schedule (``schedule.py``) asks two questions of it: when will this open tool call end, and when will
 the next event after an event of this kind come. Both are answered with the median and the spread of the
 logarithm of a duration (durations are positive and spread by a factor, not by a fixed amount), learned by key: a
-tool's name, or the kind of event a gap follows (also after a given tool). A key seen a few times is predicted from its own samples; a key never seen, from what all keys have in
-common (the pooled prior); in between, the two are weighed by how many samples the key has and how much keys differ
+tool's name, or the kind of event a gap follows (also after a given tool). A key seen a few times is predicted
+from its own samples; a key never seen, from what all keys have in common (the pooled prior); in between, the two are weighed by how many samples the key has and how much keys differ
 from one another (an empirical-Bayes normal model of log durations). Memory is bounded: at most ``max_keys`` keys
 (the least recently used goes first) and the last ``max_samples`` samples of each.
 
