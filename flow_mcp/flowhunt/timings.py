@@ -4,9 +4,10 @@ The polling schedule (``schedule.py``) asks two questions of it: when will this 
 the next event after an event of this kind come. Both are answered with the median and the spread of the
 logarithm of a duration (durations are positive and spread by a factor, not by a fixed amount), learned by key: a
 tool's name, or the kind of event a gap follows (also after a given tool). A key seen a few times is predicted
-from its own samples; a key never seen, from what all keys have in common (the pooled prior); in between, the two are weighed by how many samples the key has and how much keys differ
-from one another (an empirical-Bayes normal model of log durations). Memory is bounded: at most ``max_keys`` keys
-(the least recently used goes first) and the last ``max_samples`` samples of each.
+from its own samples; a key never seen, from what all keys have in common (the pooled prior); in between, the two
+are weighed by how many samples the key has and how much keys differ from one another (an empirical-Bayes normal
+model of log durations). Memory is bounded: at most ``max_keys`` keys (the least recently used goes first) and the
+last ``max_samples`` samples of each.
 
 One ``Timings`` lives with each ``FlowHuntClient`` (one per API key), so it spans turns and sessions; it is process
 memory only (replicas each learn on their own), and a new process starts from the defaults. It also keeps what
