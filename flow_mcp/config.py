@@ -94,32 +94,48 @@ class Settings(BaseSettings):
         description="Longest gap between progress notifications during `ask`.",
     )
     poll_min_interval: float = Field(
-        default=0.15,
+        default=0.05,
         gt=0,
         le=10,
         validation_alias="FLOW_MCP_POLL_MIN_INTERVAL",
-        description="Seconds to the next poll right after an event (or the message) arrived.",
+        description="Shortest pause between two polls of one turn.",
     )
     poll_thinking_max_interval: float = Field(
         default=1.0,
         gt=0,
         le=30,
         validation_alias="FLOW_MCP_POLL_THINKING_MAX_INTERVAL",
-        description="Longest pause between polls while no tool call is open.",
+        description="Longest pause between polls while no tool call is open (an answer is seen at most this late).",
     )
     poll_max_interval: float = Field(
-        default=2.5,
+        default=5.0,
         gt=0,
-        le=30,
+        le=60,
         validation_alias="FLOW_MCP_POLL_MAX_INTERVAL",
         description="Longest pause between polls while a tool call runs.",
     )
-    poll_growth: float = Field(
-        default=1.6,
-        ge=1,
-        le=4,
-        validation_alias="FLOW_MCP_POLL_GROWTH",
-        description="Factor by which the pause grows after each empty poll.",
+    poll_lateness: float = Field(
+        default=0.06,
+        gt=0,
+        le=10,
+        validation_alias="FLOW_MCP_POLL_LATENESS",
+        description="How late, on average, the schedule lets the next event be seen before it polls; "
+        "smaller: sooner, with more polls.",
+    )
+    poll_rate: float = Field(
+        default=2.0,
+        gt=0,
+        le=100,
+        validation_alias="FLOW_MCP_POLL_RATE",
+        description="Polls per second one turn spends at most on average; a quiet stretch saves up for "
+        "FLOW_MCP_POLL_BUDGET_SECONDS of them.",
+    )
+    poll_budget_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        le=60,
+        validation_alias="FLOW_MCP_POLL_BUDGET_SECONDS",
+        description="How many seconds' worth of FLOW_MCP_POLL_RATE a turn can save up for a burst of events.",
     )
     max_retries: int = Field(
         default=4,

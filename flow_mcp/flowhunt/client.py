@@ -48,6 +48,7 @@ from flow_mcp.errors import (
 )
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import RateGate
+from flow_mcp.flowhunt.timings import Timings
 from flow_mcp.flowhunt.wire import (
     UNREADABLE,
     Attachment,
@@ -141,6 +142,7 @@ class FlowHuntClient:
         self._workspace_lock = anyio.Lock()
         self._redactor = Redactor([settings.api_key.get_secret_value()] if settings.api_key else [])
         self.gate = RateGate(settings.max_rps)
+        self.timings = Timings()  # what this key's turns taught the polling schedule (flowhunt/schedule.py)
 
     @property
     def settings(self) -> Settings:

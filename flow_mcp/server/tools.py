@@ -181,7 +181,8 @@ async def poll_events(
         # A result has a size limit as well as a count limit: a page that fills it ends where the next one begins.
         shown, cut = results.page(delivered, state.settings.max_result_bytes - results.RESERVED_BYTES)
         if cut:
-            end = _cursor_after(start, batches, len(shown), state.settings.settle_ms)
+            # The page ends early; the schedule's pace stays where the polls left it.
+            end = _cursor_after(start, batches, len(shown), state.settings.settle_ms).with_pace(end.pace)
         more = cut or len(delivered) >= limit
         result = _poll_result(caller.public(session), shown, end, more=more, settings=state.settings)
         _touched(ctx, caller, session)

@@ -301,7 +301,12 @@ async def test_every_visible_event_is_delivered_exactly_once_under_faults(
 ) -> None:
     # Poll every 10 ms, and spread a long turn over about 0.7 s with events sharing milliseconds: dozens of polls
     # split it (follow polls once per settle window, so the turn itself must be long enough to draw faults).
-    often = {"poll_min_interval": 0.01, "poll_thinking_max_interval": 0.01, "poll_max_interval": 0.01}
+    often = {
+        "poll_min_interval": 0.01,
+        "poll_thinking_max_interval": 0.01,
+        "poll_max_interval": 0.01,
+        "poll_rate": 100.0,
+    }
     async with Recorder(settings_for(sandbox, max_retries=10, retry_max_seconds=30, **often)) as client:
         session_id = (await client.create_session()).session_id
         sandbox.state.update_config({"pacing": 0.6})
