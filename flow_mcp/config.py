@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -93,32 +94,48 @@ class Settings(BaseSettings):
         description="Longest gap between progress notifications during `ask`.",
     )
     poll_min_interval: float = Field(
-        default=0.15,
+        default=0.05,
         gt=0,
         le=10,
         validation_alias="FLOW_MCP_POLL_MIN_INTERVAL",
-        description="Seconds to the next poll right after an event (or the message) arrived.",
+        description="Shortest pause between two polls of one turn.",
     )
     poll_thinking_max_interval: float = Field(
         default=1.0,
         gt=0,
         le=30,
         validation_alias="FLOW_MCP_POLL_THINKING_MAX_INTERVAL",
-        description="Longest pause between polls while no tool call is open.",
+        description="Longest pause between polls while no tool call is open (an answer is seen at most this late).",
     )
     poll_max_interval: float = Field(
-        default=2.5,
+        default=5.0,
         gt=0,
-        le=30,
+        le=60,
         validation_alias="FLOW_MCP_POLL_MAX_INTERVAL",
         description="Longest pause between polls while a tool call runs.",
     )
-    poll_growth: float = Field(
-        default=1.6,
-        ge=1,
-        le=4,
-        validation_alias="FLOW_MCP_POLL_GROWTH",
-        description="Factor by which the pause grows after each empty poll.",
+    poll_lateness: float = Field(
+        default=0.06,
+        gt=0,
+        le=10,
+        validation_alias="FLOW_MCP_POLL_LATENESS",
+        description="How late, on average, the schedule lets the next event be seen before it polls; "
+        "smaller: sooner, with more polls.",
+    )
+    poll_rate: float = Field(
+        default=2.0,
+        gt=0,
+        le=100,
+        validation_alias="FLOW_MCP_POLL_RATE",
+        description="Polls per second one turn spends at most on average; a quiet stretch saves up for "
+        "FLOW_MCP_POLL_BUDGET_SECONDS of them.",
+    )
+    poll_budget_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        le=60,
+        validation_alias="FLOW_MCP_POLL_BUDGET_SECONDS",
+        description="How many seconds' worth of FLOW_MCP_POLL_RATE a turn can save up for a burst of events.",
     )
     max_retries: int = Field(
         default=4,
@@ -281,8 +298,16 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         # Checked here, not at the first Redis call, so a typo stops the server at start; the value is never shown.
-        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+        if value is None:
+            return value
+        url = value.get_secret_value()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
+        if not _readable_redis_url(url):
+            raise ValueError(
+                "cannot be read as redis://[user:password@]host[:port][/db]: check the host and port, and "
+                "percent-encode any of # / ? @ : in the user or password (# as %23, / as %2F)"
+            )
         return value
 
     @field_validator("api_key")
@@ -332,6 +357,20 @@ class HttpOptions:
 def is_sendable_key(key: str) -> bool:
     """Whether ``key`` can travel in an HTTP header as FlowHunt issued it: printable ASCII, no space."""
     return all("!" <= char <= "~" for char in key)
+
+
+def _readable_redis_url(url: str) -> bool:
+    """Whether redis-py reads ``url`` as written (it parses with urllib too). A # or / in a password, unencoded,
+    ends the host part there: the rest of the password becomes the port (an error that quotes it) or a fragment
+    or path that redis-py drops without a word, and it connects somewhere else."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    if parts.fragment or "@" in parts.query:
+        return False
+    return parts.scheme == "unix" or re.fullmatch(r"(/\d*)?", parts.path) is not None  # a path is the db number
 
 
 def redis_password(settings: Settings) -> str | None:

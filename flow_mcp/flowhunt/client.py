@@ -1,9 +1,9 @@
 """FlowHuntClient: the only place that speaks HTTP to FlowHunt.
 
-One pooled ``httpx2.AsyncClient`` per instance (the server creates one per process, in its
-lifespan). Every failure is translated here, once, into the tree of ``errors.py``. Retries use
-jittered exponential backoff, bounded in count and total wait; ``invoke`` is retried only when
-FlowHunt certainly did not process it, so a message is never sent twice.
+One pooled ``httpx2.AsyncClient`` per instance, made at its first request (the server creates one
+instance per process, in its lifespan). Every failure is translated here, once, into the tree of
+``errors.py``. Retries use jittered exponential backoff, bounded in count and total wait; ``invoke``
+is retried only when FlowHunt certainly did not process it, so a message is never sent twice.
 
 FlowHunt is not trusted: a request gets FLOWHUNT_TIMEOUT from connecting to its last byte, a body is read
 only up to FLOW_MCP_MAX_RESPONSE_BYTES, a Retry-After pauses the key for at most FLOW_MCP_MAX_RETRY_AFTER,
@@ -48,6 +48,7 @@ from flow_mcp.errors import (
 )
 from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.ratelimit import RateGate
+from flow_mcp.flowhunt.timings import Timings
 from flow_mcp.flowhunt.wire import (
     UNREADABLE,
     Attachment,
@@ -138,19 +139,16 @@ class FlowHuntClient:
 
     def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
-        self._http = httpx2.AsyncClient(
-            base_url=settings.base_url,
-            timeout=httpx2.Timeout(settings.timeout),
-            transport=transport,
-            headers={"User-Agent": f"flow-mcp/{__version__}", "Accept": "application/json"},
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._http: httpx2.AsyncClient | None = None  # made by the first request (_pool)
+        self._closed = False
         # Requests go to absolute URLs: httpx parses a relative one twice (itself, then merged with the base).
         self._url_prefix = settings.base_url.rstrip("/")  # paths start with "/"
         self._workspace_id = settings.workspace_id
         self._workspace_lock = anyio.Lock()
         self._redactor = Redactor([settings.api_key.get_secret_value()] if settings.api_key else [])
         self.gate = RateGate(settings.max_rps)
+        self.timings = Timings()  # what this key's turns taught the polling schedule (flowhunt/schedule.py)
 
     @property
     def settings(self) -> Settings:
@@ -166,7 +164,24 @@ class FlowHuntClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _pool(self) -> httpx2.AsyncClient:
+        """The pooled HTTP client, made at the first request rather than with this object: making it loads the
+        HTTP/TLS stack and the CA certificates (some 40 ms), which a server listing its tools does not need."""
+        if self._http is None:
+            if self._closed:
+                raise RuntimeError("Cannot send a request, as the client has been closed.")  # as httpx2's own
+            self._http = httpx2.AsyncClient(
+                base_url=self._settings.base_url,
+                timeout=httpx2.Timeout(self._settings.timeout),
+                transport=self._transport,
+                headers={"User-Agent": f"flow-mcp/{__version__}", "Accept": "application/json"},
+                follow_redirects=False,
+            )
+        return self._http
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -374,7 +389,7 @@ class FlowHuntClient:
         return {
             "http.request.method": call.method,
             "url.template": call.template,
-            "server.address": self._http.base_url.host,
+            "server.address": self._pool().base_url.host,
             "flow_mcp.attempt": attempt,
             "http.request.resend_count": attempt - 1 if attempt > 1 else None,
         }
@@ -440,7 +455,7 @@ class FlowHuntClient:
         limit = self._settings.max_response_bytes
         headers = self._auth_headers(call.needs_key)
         url = self._url_prefix + call.path
-        async with self._http.stream(
+        async with self._pool().stream(
             call.method, url, params=call.params, json=call.body, files=call.files, headers=headers
         ) as response:
             chunks: list[bytes] = []

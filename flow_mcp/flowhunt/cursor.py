@@ -37,12 +37,13 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from flow_mcp.errors import InvalidArgumentError
+from flow_mcp.flowhunt.schedule import Pace, pace_from_state, pace_state
 from flow_mcp.flowhunt.turn import (
     MAX_ID_CHARS,
-    WAITING_ACTIONS,
     TurnProgress,
     WaitingFor,
     advance,
+    causal_order,
     latch_completed,
 )
 from flow_mcp.flowhunt.wire import RawEvent
@@ -64,6 +65,7 @@ _DIGEST_BYTES = 6  # a false match needs 2**48 / MAX_REMEMBERED_IDS tries: never
 _OFFSET = struct.Struct(">H")  # a window id's millisecond, counted back from the cursor's timestamp
 _MAX_OFFSET = 0xFFFF  # the deepest look-back a cursor string can carry; LOOKBACK_MS is far below
 _STAMP = struct.Struct(">Q")  # an ahead id's own timestamp
+_MAX_SKEW_SLACK_MS = 600_000  # an invoke's round trip: FLOWHUNT_TIMEOUT is at most 600 s
 _MAX_CARRIED_TEXT = 500  # error and prompt texts ride in the cursor so a later poll can still report them
 _RAW_TIMESTAMP = re.compile(r"[0-9]{1,20}")  # ASCII digits only, used with fullmatch
 _DIGEST_KEY = re.compile(r"#[0-9a-f]{12,64}")  # used with fullmatch; older cursors carried 40 hex digits
@@ -80,13 +82,20 @@ class Cursor:
     seen_at_timestamp: frozenset[str] = frozenset()
     progress: TurnProgress = field(default_factory=TurnProgress)
     clock_skew_ms: int = 0
-    """How far FlowHunt's clock runs ahead of ours, as measured when the message was sent (0: unknown)."""
+    """How far FlowHunt's clock runs ahead of ours (0: unknown), at least: an event is read as having happened
+    at its stamp minus this, so never earlier than it did. Measured when the message was sent (FlowHunt's stamp
+    of it against when its answer came back), and raised as polls show events sooner than that allows."""
+    clock_skew_slack_ms: int = 0
+    """How much higher the clock skew may still be: the round trip of the message's invoke, less what polls
+    showed since. It bounds what any stamp can do to the skew."""
     lookback_ms: int = 0
     """How far before ``timestamp`` the next poll looks again (0 until something was delivered)."""
     seen_before: Remembered = frozenset()
     """Events delivered inside the look-back window, before ``timestamp``."""
     seen_ahead: Remembered = frozenset()
     """Events delivered with a timestamp past the ceiling, which did not move the cursor."""
+    pace: Pace = field(default_factory=Pace)
+    """Where the polling schedule stands in this turn (``schedule.py``)."""
 
     def query_timestamp(self) -> str:
         """The ``from_timestamp`` to poll with: one millisecond before the window, right under both readings."""
@@ -118,7 +127,7 @@ class Cursor:
                 continue
             if event.event_id not in fresh and not self._delivered(event.event_id, event.created_at_timestamp):
                 fresh[event.event_id] = event
-        ordered = sorted(fresh.values(), key=_causal_order)
+        ordered = sorted(fresh.values(), key=causal_order)
         timely = [event for event in ordered if ceiling is None or event.created_at_timestamp <= ceiling]
         beyond = ordered[len(timely) :]  # the latest timestamps sort last
         room = max(MAX_AHEAD_IDS - len(self.seen_ahead), 0)
@@ -190,15 +199,33 @@ class Cursor:
     def advanced(self, batch: Iterable[RawEvent], limit: int | None, now_ms: int, settle_ms: int) -> Taken:
         """take(), with the turn's progress carried forward."""
         taken = self.take(batch, limit, now_ms)
+        cursor = taken.cursor.skew_at_least(skew_shown(taken, now_ms))
         # Events older than what was delivered already were made visible late: they cannot open a new turn.
-        progress = advance(self.progress, taken.events, now_ms, self.clock_skew_ms, delivered_until=self.timestamp)
+        progress = advance(self.progress, taken.events, now_ms, cursor.clock_skew_ms, delivered_until=self.timestamp)
         progress = latch_completed(progress, now_ms, settle_ms)
-        if progress is taken.cursor.progress:
-            return taken  # a poll that brought nothing new and ended nothing: the same cursor
-        return replace(taken, cursor=taken.cursor.with_progress(progress))
+        if progress is cursor.progress and cursor is taken.cursor:
+            return taken  # a poll that brought nothing new and changed nothing: the same cursor
+        return replace(taken, cursor=cursor.with_progress(progress))
+
+    def skew_at_least(self, bound: int | None) -> Cursor:
+        """The clock skew raised to ``bound``, a lower bound of it (``skew_shown``), by at most the slack left.
+
+        The slack is what the invoke's round trip left unknown: no stamp, however wrong, moves the skew past it.
+        """
+        if bound is None or not self.clock_skew_slack_ms:
+            return self
+        rise = min(bound - self.clock_skew_ms, self.clock_skew_slack_ms)
+        if rise <= 0:
+            return self
+        return replace(
+            self, clock_skew_ms=self.clock_skew_ms + rise, clock_skew_slack_ms=self.clock_skew_slack_ms - rise
+        )
 
     def with_progress(self, progress: TurnProgress) -> Cursor:
         return replace(self, progress=progress)
+
+    def with_pace(self, pace: Pace) -> Cursor:
+        return replace(self, pace=pace)
 
     def encode(self) -> str:
         """The opaque string handed to tool callers."""
@@ -231,6 +258,10 @@ class Cursor:
             state["l"] = progress.last_event_ms
         if self.clock_skew_ms:
             state["k"] = self.clock_skew_ms
+        if self.clock_skew_slack_ms:
+            state["ks"] = self.clock_skew_slack_ms
+        if self.pace != Pace():
+            state["z"] = pace_state(self.pace)
         if progress.error:
             state["e"] = progress.error[:_MAX_CARRIED_TEXT]
         if progress.waiting_for:
@@ -253,6 +284,17 @@ class Taken:
     """Events stamped past the ceiling with no room left to remember them: dropped."""
     skipped: int | None = None
     """A millisecond too crowded to remember: the cursor moved past it, its events not yet delivered are lost."""
+
+
+def skew_shown(taken: Taken, now_ms: int) -> int | None:
+    """What a poll's answer proves of FlowHunt's clock skew: at least its newest event's stamp less ``now_ms``.
+
+    FlowHunt stamped that event no later than it answered, and its answer came in by ``now_ms`` (our clock). An
+    event seen soon after it was stamped narrows the skew down to how soon. None: nothing to tell by.
+    """
+    ahead = {event.event_id for event in taken.ahead}
+    timely = [event.created_at_timestamp for event in taken.events if event.event_id not in ahead]
+    return max(timely) - now_ms if timely else None
 
 
 CURSOR_HELP = "Pass the cursor exactly as returned by invoke, poll_events or ask, or a FlowHunt timestamp (digits)."
@@ -324,32 +366,6 @@ def _unpack(prefix: struct.Struct, text: Any) -> list[tuple[int, str]]:
     ]
 
 
-def _causal_order(event: RawEvent) -> tuple[int, int]:
-    """Sort key: time, then, within one millisecond, the order a turn's events can happen in.
-
-    Events of one millisecond arrive in any order (FlowHunt does not promise one); a tool call's end read
-    before its start would leave the call open forever. The sort is stable, so events of equal rank keep
-    FlowHunt's order.
-    """
-    if event.action_type == "message":
-        rank = 5 if event.event_type == "ai" else 0  # a person's message opens a turn, an answer closes it
-    else:
-        rank = _RANK_IN_MILLISECOND.get(event.action_type, 3)
-    return event.created_at_timestamp, rank
-
-
-_RANK_IN_MILLISECOND = {
-    "v3_flow_assistant_init": 1,
-    "agent_initialized": 1,
-    "v3_tool_call_start": 2,
-    "v3_tool_call_end": 4,
-    "tool_call": 4,
-    **dict.fromkeys(WAITING_ACTIONS, 6),
-    "failed": 6,
-    "session_closed": 7,
-}
-
-
 def decode_cursor(text: str) -> Cursor:
     """Parse a cursor string: ours (``c1.``) or a raw FlowHunt timestamp of digits."""
     text = text.strip()
@@ -390,9 +406,10 @@ def _cursor_from_state(state: Any) -> Cursor:
         raise ValueError("bad outcome")
     if last is not None and not _is_int(last):
         raise ValueError("bad last event time")
-    skew = state.get("k", 0)
-    if not _is_int(skew):
+    skew, slack = state.get("k", 0), state.get("ks", 0)
+    if not _is_int(skew) or not _is_int(slack) or not 0 <= slack <= _MAX_SKEW_SLACK_MS:
         raise ValueError("bad clock skew")
+    pace = pace_from_state(state["z"]) if "z" in state else Pace()
     error = state.get("e")
     waiting = state.get("w")
     if error is not None and not isinstance(error, str):
@@ -421,6 +438,8 @@ def _cursor_from_state(state: Any) -> Cursor:
         seen_at_timestamp=frozenset(at),
         progress=progress,
         clock_skew_ms=skew,
+        clock_skew_slack_ms=slack,
+        pace=pace,
         lookback_ms=lookback,
         seen_before=frozenset(before),
         seen_ahead=frozenset(_unpack(_STAMP, state.get("f", ""))),

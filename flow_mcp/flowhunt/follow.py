@@ -1,4 +1,4 @@
-"""Following a turn: the polling loop and its policy, on top of the client and the pure turn logic.
+"""Following a turn: the polling loop, on top of the client, the pure turn logic and the schedule (``schedule.py``).
 
 A poll is idempotent, so a poll cut short by a deadline or a cancellation loses nothing: the cursor
 only moves after a whole batch has been accepted.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Literal
 
 import anyio
@@ -18,10 +18,11 @@ from flow_mcp import telemetry
 from flow_mcp.config import Settings
 from flow_mcp.errors import RateLimitError, ResponseShapeError, ServerError, TransportError
 from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind
-from flow_mcp.flowhunt.cursor import Cursor, Taken
+from flow_mcp.flowhunt.cursor import Cursor, Taken, skew_shown
 from flow_mcp.flowhunt.events import summarize
 from flow_mcp.flowhunt.logger import get_logger
-from flow_mcp.flowhunt.turn import TurnProgress, settles_at, status_of
+from flow_mcp.flowhunt.schedule import Schedule
+from flow_mcp.flowhunt.turn import settles_at, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 
 log = get_logger()
@@ -38,39 +39,6 @@ Until = Literal["new_events", "turn_end"]
 def now_ms() -> int:
     """Wall-clock milliseconds; the cursor carries it across calls (and processes), so not monotonic."""
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """When to poll next, from what the turn is doing.
-
-    Events come in bursts (a tool starts, ends, the answer follows), so right after an event the next poll
-    comes soon. In a quiet stretch the pause grows by ``growth`` per empty poll, up to a cap that depends on
-    the turn: short while no tool call is open (the assistant is thinking and the next event is near), long
-    while a tool call runs (tool calls take seconds to minutes). An answer waiting for its settle window is
-    polled once, when the window closes.
-    """
-
-    min_interval: float
-    thinking_max_interval: float
-    tool_max_interval: float
-    growth: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PollPolicy:
-        low = settings.poll_min_interval
-        return cls(
-            min_interval=low,
-            thinking_max_interval=max(low, settings.poll_thinking_max_interval),
-            tool_max_interval=max(low, settings.poll_max_interval),
-            growth=settings.poll_growth,
-        )
-
-    def next_interval(self, current: float, got_events: bool, progress: TurnProgress) -> float:
-        if got_events:
-            return self.min_interval
-        cap = self.tool_max_interval if progress.open_tools else self.thinking_max_interval
-        return min(cap, current * self.growth)
 
 
 def log_events(session_id: str, events: Sequence[RawEvent]) -> None:
@@ -93,11 +61,16 @@ def absorb(
 ) -> tuple[list[RawEvent], Cursor]:
     """Accept a batch into the cursor: the new events (logged) and the cursor with the turn's progress."""
     taken = cursor.advanced(batch, limit, now_ms(), settle_ms)
+    note_taken(session_id, taken)
+    return taken.events, taken.cursor
+
+
+def note_taken(session_id: str, taken: Taken) -> None:
+    """What a batch brought, in the logs and the metrics."""
     if taken.events:
         telemetry.count(telemetry.EVENTS, len(taken.events))
     log_events(session_id, taken.events)
     log_left_out(session_id, taken)
-    return taken.events, taken.cursor
 
 
 def log_left_out(session_id: str, taken: Taken) -> None:
@@ -129,6 +102,39 @@ def log_left_out(session_id: str, taken: Taken) -> None:
         )
 
 
+def took_poll(
+    schedule: Schedule,
+    cursor: Cursor,
+    batch: Sequence[RawEvent],
+    *,
+    sent_ms: int,
+    now_ms: int,
+    limit: int | None = None,
+) -> Taken:
+    """A poll sent at ``sent_ms`` answered ``batch`` at ``now_ms``: the new events, and the cursor with the turn's
+    progress and the schedule's pace after them. Pure: the simulator (bench/simulate.py) runs it in virtual time."""
+    clock = schedule.timings.clock
+    taken = cursor.skew_at_least(clock.floor(now_ms)).advanced(batch, limit, now_ms, schedule.settle_ms)
+    shown = skew_shown(taken, now_ms)
+    if shown is not None:
+        clock.seen(shown, now_ms)
+    pace = schedule.observed(taken.cursor.pace, taken.events, sent_ms=sent_ms)
+    return replace(taken, cursor=taken.cursor.with_pace(pace))
+
+
+def is_done(cursor: Cursor, until: Until, delivered: int, now_ms: int, settle_ms: int) -> bool:
+    """Whether following stops here: the turn ended, or (``until="new_events"``) events came and no answer is
+    only waiting for its settle window."""
+    if status_of(cursor.progress, now_ms, settle_ms) != "running":
+        return True
+    return until == "new_events" and delivered > 0 and settles_at(cursor.progress, settle_ms) is None
+
+
+def next_poll(schedule: Schedule, cursor: Cursor, now_ms: int) -> int:
+    """When the schedule wants the next poll (our clock, ms)."""
+    return schedule.due(cursor.pace, cursor.progress, now_ms, cursor.clock_skew_ms)
+
+
 async def follow(
     client: FlowHuntClient,
     session_id: str,
@@ -143,29 +149,31 @@ async def follow(
 ) -> Cursor:
     """Poll until the turn ends (or, with ``until="new_events"``, new events arrive) or ``deadline``.
 
-    Each event reaches ``on_events`` exactly once, in order, with the cursor after its batch; the policy adapts
-    to what the turn is doing. ``cursor`` comes from ``send_message`` (or ``decode_cursor``). With
+    Each event reaches ``on_events`` exactly once, in order, with the cursor after its batch; when to poll is the
+    schedule's (``schedule.py``), which goes on where the cursor's pace left it: a cursor from ``send_message`` or
+    an earlier call has its first poll when the schedule wants it, any other at once. With
     ``until="new_events"``, an answer that is only waiting for its settle window is followed to the
     window's end, so the caller gets the answer and "completed" together. ``deadline`` is on
-    ``time.monotonic()``; the first poll always completes. With ``max_events``, at most that many events
-    are handed out and the cursor stops after the last of them. ``settings`` default to the client's; ``kind`` says
-    whether ``session_id`` is an assistant's or a published flow's session. Returns the
-    cursor after the last whole batch; its ``progress.outcome`` is how the turn ended (None: still running).
+    ``time.monotonic()``; one poll always runs and completes (with no time at all, at once). With
+    ``max_events``, at most that many events are handed out and the cursor stops after the last of them.
+    ``settings`` default to the client's; ``kind`` says whether ``session_id`` is an assistant's or a published
+    flow's session. Returns the cursor after the last whole batch; its ``progress.outcome`` is how the turn ended
+    (None: still running).
     """
     settings = settings or client.settings
-    policy = PollPolicy.from_settings(settings)
+    schedule = Schedule.of(settings, client.timings)
     settle_ms = settings.settle_ms
-    interval = policy.min_interval
     delivered = 0
     failures = 0
-    # With no time at all (poll_events with wait_seconds=0) one poll still runs, within one FLOWHUNT_TIMEOUT.
+    if deadline > time.monotonic():
+        # The first poll comes when the schedule wants it, and at the latest when the time is up.
+        await anyio.sleep(min(_until(next_poll(schedule, cursor, now_ms())), max(deadline - time.monotonic(), 0.0)))
+    # One poll always runs, the time up or not (poll_events with wait_seconds=0), within one FLOWHUNT_TIMEOUT.
     first_deadline = time.monotonic() + settings.timeout if deadline <= time.monotonic() else None
     poll_until = math.inf if first_deadline is not None else deadline
-    if until == "turn_end":
-        # Right after invoke FlowHunt has nothing new yet: the first poll waits one short interval.
-        await anyio.sleep(min(policy.min_interval, max(deadline - time.monotonic(), 0.0)))
     while True:
         batch: list[RawEvent] | None = None
+        sent = now_ms()
         try:
             with anyio.move_on_after(max(poll_until - time.monotonic(), 0.0)):
                 batch = await client.poll(
@@ -177,33 +185,32 @@ async def follow(
             if failures >= MAX_FAILED_POLLS or time.monotonic() >= deadline:
                 raise
             log.warning("poll_failed", session_id=session_id, consecutive=failures, error_type=type(error).__name__)
-            await anyio.sleep(min(policy.tool_max_interval, max(deadline - time.monotonic(), 0.0)))
+            await anyio.sleep(min(schedule.idle_cap_ms / 1000, max(deadline - time.monotonic(), 0.0)))
             continue
         if batch is None:  # the deadline cut the poll short; FlowHunt state is untouched
             return cursor
         poll_until, first_deadline = deadline, None
         failures = 0
         room = None if max_events is None else max_events - delivered
-        fresh, cursor = absorb(session_id, cursor, batch, settle_ms, room)
+        taken = took_poll(schedule, cursor, batch, sent_ms=sent, now_ms=now_ms(), limit=room)
+        fresh, cursor = taken.events, taken.cursor
+        note_taken(session_id, taken)
         if fresh and on_events is not None:
             await on_events(fresh, cursor)
         delivered += len(fresh)
         if room is not None and len(fresh) >= room:
             return cursor  # the caller's share is full; the rest waits for the next call
-        if status_of(cursor.progress, now_ms(), settle_ms) != "running":
-            return cursor
-        if until == "new_events" and delivered and settles_at(cursor.progress, settle_ms) is None:
+        if is_done(cursor, until, delivered, now_ms(), settle_ms):
             return cursor
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return cursor
-        interval = policy.next_interval(interval, bool(fresh), cursor.progress)
-        settle_at = settles_at(cursor.progress, settle_ms)
-        if settle_at is not None:
-            # An answer is in and no tool runs: poll once, right when the settle window closes. Polls inside
-            # the window would only see the rare late event a little sooner, at the cost of requests.
-            interval = max((settle_at - now_ms()) / 1000, 0.0) + 0.005
-        await anyio.sleep(min(interval, remaining))
+        await anyio.sleep(min(_until(next_poll(schedule, cursor, now_ms())), remaining))
+
+
+def _until(at_ms: int) -> float:
+    """Seconds from now to ``at_ms`` on our clock (0 when it has passed)."""
+    return max(at_ms - now_ms(), 0) / 1000
 
 
 async def replay(

@@ -20,6 +20,7 @@ from flow_mcp.flowhunt.cursor import MAX_CLOCK_AHEAD_MS, Cursor
 from flow_mcp.flowhunt.events import is_person_message, text_of
 from flow_mcp.flowhunt.follow import absorb, now_ms, replay
 from flow_mcp.flowhunt.logger import get_logger
+from flow_mcp.flowhunt.schedule import Pace
 from flow_mcp.flowhunt.wire import RawEvent
 
 log = get_logger()
@@ -89,14 +90,29 @@ async def send_message(
 def _start(session_id: str, sent_at: int, started: int, new_session: bool) -> Cursor:
     """Where to follow a turn from: the message's own timestamp, unless FlowHunt's clock says the impossible."""
     now = now_ms()
-    if sent_at <= now + MAX_CLOCK_AHEAD_MS:
-        # FlowHunt stamped the message a moment before we got the answer: its clock's offset from ours, give or
-        # take the round trip, so that event timestamps can be read on our clock.
-        return Cursor(timestamp=sent_at, clock_skew_ms=sent_at - now)
+    cursor = start_cursor(sent_at, started, now)
+    if cursor is not None:
+        return cursor
     # Following from a time that far ahead would take every real event of the turn for an old one. A new session
     # holds nothing before this message worth hiding; in an older one, the turn began when we sent it.
     log.warning("invoke_created_at_ahead", session_id=session_id, created_at=sent_at, now_ms=now)
     return Cursor(timestamp=0 if new_session else started)
+
+
+def start_cursor(sent_at: int, started: int, now: int) -> Cursor | None:
+    """The cursor of a turn whose message FlowHunt stamped ``sent_at``, sent at ``started`` and answered at ``now``
+    (our clock); None when the stamp is too far ahead of our clock to follow from."""
+    if sent_at > now + MAX_CLOCK_AHEAD_MS:
+        return None
+    # FlowHunt stamped the message between our sending it and its answer coming back: its clock's offset from ours
+    # is at least sent_at - now and at most that plus the round trip, so that event timestamps can be read on our
+    # clock, never earlier than they happened. Polls narrow it down (Cursor.advanced).
+    return Cursor(
+        timestamp=sent_at,
+        clock_skew_ms=sent_at - now,
+        clock_skew_slack_ms=max(now - started, 0),
+        pace=Pace.after_message(sent_at, started),
+    )
 
 
 async def _find_message(

@@ -89,24 +89,30 @@ def _fold(progress: TurnProgress, event: RawEvent, late: bool = False) -> TurnPr
     if kind in WAITING_ACTIONS:
         return replace(progress, outcome="waiting_for_input", waiting_for=waiting_for(event))
     if kind == "v3_tool_call_start":
-        return replace(progress, open_tools=(*progress.open_tools, _tool_key(meta)))
+        return replace(progress, open_tools=(*progress.open_tools, tool_key(meta)))
     if kind == "v3_tool_call_end":
-        return replace(progress, open_tools=_close_tool(progress.open_tools, _tool_key(meta)))
+        return replace(progress, open_tools=close_tool(progress.open_tools, tool_key(meta)))
     if kind == "message" and event.event_type == "ai":
         return replace(progress, answered=True)
     return progress
 
 
-def _tool_key(meta: dict[str, Any]) -> str:
+def tool_key(meta: dict[str, Any]) -> str:
+    """The name an open tool call is known by."""
     # Cut to what a cursor carries, so a start read in one call matches its end read in the next.
     return (text_of(meta, "tool_name") or "tool")[:MAX_ID_CHARS]
 
 
-def _close_tool(open_tools: tuple[str, ...], name: str) -> tuple[str, ...]:
+def closing(open_tools: Sequence[str], name: str) -> int | None:
+    """Which open tool call an end named ``name`` closes: the oldest of that name (an unnamed end: the oldest)."""
     if name in open_tools:
-        index = open_tools.index(name)
-        return open_tools[:index] + open_tools[index + 1 :]
-    return open_tools[1:] if name == "tool" else open_tools
+        return list(open_tools).index(name)
+    return 0 if name == "tool" and open_tools else None
+
+
+def close_tool(open_tools: tuple[str, ...], name: str) -> tuple[str, ...]:
+    index = closing(open_tools, name)
+    return open_tools if index is None else open_tools[:index] + open_tools[index + 1 :]
 
 
 def status_of(progress: TurnProgress, now_ms: int, settle_ms: int) -> TurnStatus:
@@ -149,3 +155,29 @@ def waiting_for(event: RawEvent) -> WaitingFor:
         hook_id=text_of(meta, "hook_id"),
         link=text_of(meta, "integration_url") or text_of(meta, "link") or text_of(meta, "url"),
     )
+
+
+def causal_order(event: RawEvent) -> tuple[int, int]:
+    """Sort key: time, then, within one millisecond, the order a turn's events can happen in.
+
+    Events of one millisecond arrive in any order (FlowHunt does not promise one); a tool call's end read
+    before its start would leave the call open forever. The sort is stable, so events of equal rank keep
+    FlowHunt's order.
+    """
+    if event.action_type == "message":
+        rank = 5 if event.event_type == "ai" else 0  # a person's message opens a turn, an answer closes it
+    else:
+        rank = _RANK_IN_MILLISECOND.get(event.action_type, 3)
+    return event.created_at_timestamp, rank
+
+
+_RANK_IN_MILLISECOND = {
+    "v3_flow_assistant_init": 1,
+    "agent_initialized": 1,
+    "v3_tool_call_start": 2,
+    "v3_tool_call_end": 4,
+    "tool_call": 4,
+    **dict.fromkeys(WAITING_ACTIONS, 6),
+    "failed": 6,
+    "session_closed": 7,
+}

@@ -24,10 +24,10 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, RedisError
 
 from flow_mcp.config import Settings, key_fingerprint
 from flow_mcp.flowhunt.logger import get_logger
@@ -38,6 +38,7 @@ log = get_logger()
 
 POSITION_SECONDS = 0.2  # how soon a hold in Redis shows where its turn stands
 PROBE_SECONDS = 1.0  # how often Redis is pinged: how soon an outage, and the end of one, is noticed
+MAX_CONNECTIONS = 100  # to Redis, per replica: calls beyond wait their turn (Redis answers in well under a ms)
 LEFT_RUNNING_SECONDS = 86_400  # a turn left running is remembered this long (turns that run longer are rare)
 _DOWN: Any = object()  # what a Redis call that failed or ran late gives back
 
@@ -103,6 +104,22 @@ return 0
 """
 
 
+_ALONE = "this replica goes on alone (its own request budget and session holds) until Redis is back"
+# Refusals that no waiting mends, so the warning says what to change.
+_CREDENTIALS = "Redis refused the user or password in FLOW_MCP_REDIS_URL: correct them; until then " + _ALONE
+_PERMISSIONS = (
+    "the Redis user in FLOW_MCP_REDIS_URL may not run a command flow-mcp needs: grant those docs/replicas.md lists; "
+    "until then " + _ALONE
+)
+
+
+def _help(error: BaseException) -> str:
+    """What the warning of an open circuit tells the operator to do."""
+    if isinstance(error, AuthenticationError | AuthorizationError):
+        return _CREDENTIALS
+    return _PERMISSIONS if isinstance(error, NoPermissionError) else _ALONE
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -114,13 +131,21 @@ class RedisCoordination:
         assert settings.redis_url is not None
         self._timeout = settings.redis_timeout
         self._lease_ms = math.ceil(settings.redis_lease_seconds * 1000)
-        self._redis: Redis = Redis.from_url(
+        # A call waits for a free connection rather than failing when many run at once (recent redis-py refuses
+        # the 101st), which would open the circuit at a busy moment; the wait is bounded like the call.
+        pool = BlockingConnectionPool.from_url(
             settings.redis_url.get_secret_value(),
+            max_connections=MAX_CONNECTIONS,
+            timeout=None,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
             retry=Retry(NoBackoff(), 0),  # the circuit decides when to try again, not the client
             decode_responses=True,
+            # What Redis holds or carries is not always ours (anyone with access can publish on the channel): bytes
+            # that are not UTF-8 must not raise, which in the subscriber would stop the whole server.
+            encoding_errors="replace",
         )
+        self._redis: Redis = Redis.from_pool(pool)
         self._take = self._redis.register_script(_TAKE)
         self._pause = self._redis.register_script(_PAUSE)
         self._hold = self._redis.register_script(_HOLD)
@@ -168,11 +193,7 @@ class RedisCoordination:
     def _trip(self, error: BaseException) -> None:
         if self.up:
             self.up = False
-            log.warning(
-                "redis_unavailable",
-                error_type=type(error).__name__,
-                help="this replica goes on alone (its own request budget and session holds) until Redis is back",
-            )
+            log.warning("redis_unavailable", error_type=type(error).__name__, help=_help(error))
 
     async def _probe(self) -> None:
         while True:
@@ -211,7 +232,15 @@ class RedisCoordination:
         key = f"flow-mcp:{fingerprint}:turn:{_digest(session_id)}"
         owner = uuid.uuid4().hex
         args: list[str | int] = [owner, position() or "", self._lease_ms, 0 if check else 1]
-        answer = await self.run(lambda: self._hold(keys=[key], args=args))
+        try:
+            answer = await self.run(lambda: self._hold(keys=[key], args=args))
+        except BaseException:
+            # Cancelled while Redis answered (the caller gone): no lease will release this hold, so give it up now,
+            # or this replica refuses the session until it restarts. Redis may have taken it: free that too.
+            local.release_now()
+            with anyio.CancelScope(shield=True):
+                await self.run(lambda: self._release(keys=[key], args=[owner]))
+            raise
         if answer is not _DOWN and not int(answer[0]):
             local.release_now()
             return Held(answer[1] or None, elsewhere=True)
@@ -305,6 +334,8 @@ class _SharedLease:
         self._shared, self._key, self._owner, self._position = shared, key, owner, position
         self._release_local = release_local
         self._written = (position() or "", time.monotonic())  # what Redis holds, and when it was written
+        self._writing = anyio.Lock()  # a renewal and the release, one after the other
+        self._lost = False  # another replica's hold was found in its place
 
     def due(self, every: float) -> bool:
         """Whether the hold wants renewing: its lease is a third gone, or its turn moved on."""
@@ -312,16 +343,24 @@ class _SharedLease:
         return time.monotonic() - at >= every or (self._position() or "") != written
 
     async def renew(self) -> None:
-        cursor = self._position() or ""
-        self._written = (cursor, time.monotonic())
-        args: list[str | int] = [self._owner, cursor, self._shared._lease_ms]
-        answer = await self._shared.run(lambda: self._shared._renew(keys=[self._key], args=args))
-        if answer is not _DOWN and not int(answer):
-            # It lapsed (Redis was away longer than the lease) and another replica took the session meanwhile.
+        async with self._writing:
+            # Released since the renewals took their list: renewing would take the session again, for nobody.
+            if self not in self._shared._leases:
+                return
+            cursor = self._position() or ""
+            self._written = (cursor, time.monotonic())
+            args: list[str | int] = [self._owner, cursor, self._shared._lease_ms]
+            answer = await self._shared.run(lambda: self._shared._renew(keys=[self._key], args=args))
+        if answer is _DOWN:
+            return
+        if not int(answer) and not self._lost:
+            # It lapsed (Redis away longer than the lease, or emptied) and another replica took the session meanwhile.
+            # This turn runs on, so the renewals go on too: they take the hold back once that other turn ends.
             log.warning("turn_hold_lost", help="another replica follows a turn in this session too")
-            self._shared._leases.discard(self)
+        self._lost = not int(answer)
 
     async def release(self) -> None:
         self._release_local()
         self._shared._leases.discard(self)
-        await self._shared.run(lambda: self._shared._release(keys=[self._key], args=[self._owner]))
+        async with self._writing:  # after a renewal on its way, which would otherwise land after the release
+            await self._shared.run(lambda: self._shared._release(keys=[self._key], args=[self._owner]))

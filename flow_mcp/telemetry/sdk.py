@@ -7,15 +7,18 @@ providers become the global ones and ``flow_mcp.telemetry`` records into them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from flow_mcp._version import __version__
 from flow_mcp.telemetry import disabled_by_environment, install
 
 _SIGNALS = ("traces", "metrics")
+_HEADERS = [f"OTEL_EXPORTER_OTLP{signal}_HEADERS" for signal in ("", "_TRACES", "_METRICS", "_LOGS")]
 _OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 
 
@@ -53,6 +56,17 @@ def asked_exporters(environ: Mapping[str, str] = os.environ) -> dict[str, list[s
     return asked
 
 
+def header_secrets(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What the OTLP headers variables carry (a collector's token, say), for the log's redaction: the SDK warns
+    about an entry it cannot read (``api-key:TOKEN`` for ``api-key=TOKEN``) by quoting it whole."""
+    found: list[str] = []
+    for name in _HEADERS:
+        for entry in environ.get(name, "").split(","):
+            value = re.split("[=:]", entry, maxsplit=1)[-1].strip()
+            found += [entry.strip(), value, unquote(value)]
+    return [secret for secret in found if secret]
+
+
 def setup_from_environment(environ: Mapping[str, str] = os.environ) -> Setup:
     """Set the OTel SDK up as the OTEL_* variables ask, as the global providers, and turn telemetry on.
 
@@ -79,17 +93,29 @@ def setup_from_environment(environ: Mapping[str, str] = os.environ) -> Setup:
     problems: list[str] = []
     exporters = {signal: _exporters(signal, names, environ, problems) for signal, names in asked.items()}
     tracer_provider = meter_provider = None
-    if exporters.get("traces"):
-        tracer_provider = TracerProvider(resource=resource)
-        for _, exporter in exporters["traces"]:
-            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    try:
+        if exporters.get("traces"):
+            tracer_provider = TracerProvider(resource=resource)
+            for _, exporter in exporters["traces"]:
+                tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        if exporters.get("metrics"):
+            readers = [
+                made if isinstance(made, MetricReader) else PeriodicExportingMetricReader(made)
+                for _, made in exporters["metrics"]
+            ]
+            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    except ValueError as error:
+        # The SDK reads OTEL_BSP_*, OTEL_METRIC_EXPORT_* itself and refuses some values (a queue of -5): telemetry
+        # stays off, and flow-mcp serves on. Its text names the setting, never a secret.
+        for provider in (tracer_provider, meter_provider):
+            if provider is not None:
+                provider.shutdown()
+        said = " ".join(str(error).split())
+        problems.append(f"the OpenTelemetry SDK refused an OTEL_* setting ({said}): telemetry is off")
+        return Setup(problems=tuple(problems))
+    if tracer_provider is not None:
         trace.set_tracer_provider(tracer_provider)
-    if exporters.get("metrics"):
-        readers = [
-            made if isinstance(made, MetricReader) else PeriodicExportingMetricReader(made)
-            for _, made in exporters["metrics"]
-        ]
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    if meter_provider is not None:
         metrics.set_meter_provider(meter_provider)
     if tracer_provider is not None or meter_provider is not None:
         install(tracer_provider, meter_provider)

@@ -254,6 +254,32 @@ def test_a_redis_url_without_the_redis_package_is_refused_with_the_install_line(
     assert 'pip install "flow-mcp[redis]"' in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("redis://:Qx7#zz9@127.0.0.1:6379/0", "Qx7"),  # a # or / in the password, not percent-encoded
+        ("redis://user:Wv3/zz9@127.0.0.1:6379/0", "Wv3"),
+        ("redis://:1234#zz9@127.0.0.1:6379/0", "zz9"),  # reads as port 1234 of no host, the rest a fragment
+        ("redis://127.0.0.1:Kp8/0", "Kp8"),
+        ("redis://127.0.0.1:99999/0", "99999"),
+        ("redis://[::1/0", "[::1"),
+    ],
+)
+def test_a_redis_url_that_cannot_be_read_stops_the_server_with_one_line_that_quotes_none_of_it(
+    url: str, secret: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "flow_mcp", "serve", "--transport", "http", "--port", "0", "--stateless"],
+        env=server_env(None, FLOW_MCP_REDIS_URL=url, FLOWHUNT_API_KEY="k" * 24),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "FLOW_MCP_REDIS_URL" in done.stderr
+    assert secret not in done.stderr
+
+
 def test_without_a_redis_url_the_server_never_loads_the_redis_package(sandbox: SandboxServer) -> None:
     code = (
         "import sys; from flow_mcp.config import HttpOptions, Settings; from flow_mcp.server.bookkeeping import Drain;"

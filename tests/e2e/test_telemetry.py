@@ -205,6 +205,47 @@ async def test_without_the_sdk_the_server_works_and_says_how_to_get_telemetry(
         assert json.loads(line)["jsonrpc"] == "2.0"
 
 
+@pytest.mark.parametrize(
+    "refused",
+    [
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_MAX_QUEUE_SIZE": "-5"},
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0"},
+        {"OTEL_METRICS_EXPORTER": "console", "OTEL_METRIC_EXPORT_INTERVAL": "-1"},
+    ],
+)
+async def test_an_otel_setting_the_sdk_refuses_leaves_the_server_working_and_says_so(
+    sandbox: SandboxServer, tmp_path: Path, refused: dict[str, str]
+) -> None:
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with anyio.fail_after(60):
+        async with Client(teed_server(server_env(sandbox, **refused), out, err)) as client:
+            result = await client.call_tool("ask", {"message": MESSAGE})
+    assert not result.is_error and result.structured_content is not None, text_of(result)
+    stderr = err.read_text("utf-8")
+    (warning,) = [json.loads(line) for line in stderr.splitlines() if '"telemetry_not_set_up"' in line]
+    assert "OTEL_" in warning["problem"]
+    assert console_spans(stderr) == [] and console_metric_names(stderr) == set()
+
+
+def test_a_collector_token_in_a_malformed_otlp_header_stays_out_of_the_log() -> None:
+    # "name:value" instead of "name=value": the SDK's warning quotes the whole entry, token and all.
+    token = "collector-token-CANARY-7f3e"
+    env = server_env(
+        None, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1", OTEL_EXPORTER_OTLP_HEADERS=f"api-key:{token}"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "flow_mcp", "serve", "--sandbox"],
+        env=env,
+        input="",  # the host closes stdin at once: the server starts, sets telemetry up and stops
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "opentelemetry.util.re" in done.stderr  # the SDK did warn about the header
+    assert token not in done.stderr and done.stdout == ""
+
+
 _IMPORTS_AFTER_AN_ASK = """
 import json, sys
 import anyio

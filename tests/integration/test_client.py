@@ -197,6 +197,20 @@ async def test_a_missing_key_raises_configuration_error_before_any_request(
     assert sandbox.state.request_log() == []
 
 
+@pytest.mark.parametrize("used", [False, True])
+async def test_a_closed_client_refuses_requests_even_if_closed_before_its_first(
+    sandbox: SandboxServer, used: bool
+) -> None:
+    # Its HTTP pool is made by the first request: closing it before one must not leave a pool to be made later.
+    client = FlowHuntClient(settings_for(sandbox))
+    if used:
+        await client.create_session()
+    await client.aclose()
+    with pytest.raises(RuntimeError):
+        await client.create_session()
+    assert len(requests_to(sandbox, "/create", "POST")) == int(used)
+
+
 async def test_invoke_and_poll_need_no_key(sandbox: SandboxServer) -> None:
     async with FlowHuntClient(settings_for(sandbox)) as keyed:
         session_id = (await keyed.create_session()).session_id
@@ -293,7 +307,12 @@ async def test_every_visible_event_is_delivered_exactly_once_under_faults(
 ) -> None:
     # Poll every 10 ms, and spread a long turn over about 0.7 s with events sharing milliseconds: dozens of polls
     # split it (follow polls once per settle window, so the turn itself must be long enough to draw faults).
-    often = {"poll_min_interval": 0.01, "poll_thinking_max_interval": 0.01, "poll_max_interval": 0.01}
+    often = {
+        "poll_min_interval": 0.01,
+        "poll_thinking_max_interval": 0.01,
+        "poll_max_interval": 0.01,
+        "poll_rate": 100.0,
+    }
     async with Recorder(settings_for(sandbox, max_retries=10, retry_max_seconds=30, **often)) as client:
         session_id = (await client.create_session()).session_id
         sandbox.state.update_config({"pacing": 0.6})

@@ -473,6 +473,7 @@ def upstream_settings(upstream: Upstream, **overrides: Any) -> Settings:
         "settle_seconds": 0.05,
         "poll_min_interval": 0.01,
         "poll_max_interval": 0.05,
+        "poll_rate": 100.0,
         "ask_timeout": 0.3,
     }
     return Settings(**{**values, **overrides})

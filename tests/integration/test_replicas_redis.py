@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -16,6 +18,7 @@ from flow_mcp.replicas import Held, coordination
 from flow_mcp.replicas.shared import RedisCoordination
 
 from ..support.redis_server import RedisServer
+from .test_attack_findings import captured_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -26,9 +29,13 @@ KEY = "fh-live-SECRET-9d8c7b6a5f4e3d2c1b0a"
 FINGERPRINT = key_fingerprint(KEY)
 
 
+def replica(redis_server: RedisServer, **overrides: Any) -> AbstractAsyncContextManager[RedisCoordination]:
+    return replica_at(redis_server.url, **overrides)
+
+
 @asynccontextmanager
-async def replica(redis_server: RedisServer, **overrides: Any) -> AsyncIterator[RedisCoordination]:
-    values: dict[str, Any] = {"redis_url": SecretStr(redis_server.url), "api_key": SecretStr(KEY), **overrides}
+async def replica_at(url: str, **overrides: Any) -> AsyncIterator[RedisCoordination]:
+    values: dict[str, Any] = {"redis_url": SecretStr(url), "api_key": SecretStr(KEY), **overrides}
     shared = coordination(Settings(**values))
     assert isinstance(shared, RedisCoordination)
     async with shared:
@@ -152,3 +159,115 @@ async def test_what_redis_holds_never_names_the_key_and_always_expires(redis_ser
                 assert KEY not in key and plain.pttl(key) > 0
                 stored = plain.hgetall(key) if plain.type(key) == "hash" else {"": plain.get(key)}
                 assert not any(KEY in str(value) for value in stored.values())
+
+
+async def test_a_hold_given_up_while_redis_sat_on_it_leaves_the_session_free(redis_server: RedisServer) -> None:
+    # A call cancelled (its client gone) while Redis was slow to answer its hold: nobody follows that session, so
+    # this replica must not go on refusing it once the hold Redis may have taken meanwhile has lapsed.
+    async with replica(redis_server, redis_timeout=2, redis_lease_seconds=1) as a:
+        redis_server.freeze()
+        try:
+            with anyio.move_on_after(0.3):  # the cancellation, well within the timeout
+                await a.hold(FINGERPRINT, "session-1", check=True, position=lambda: None)
+        finally:
+            redis_server.thaw()
+        with anyio.fail_after(10):
+            while isinstance(await a.hold(FINGERPRINT, "session-1", check=True, position=lambda: None), Held):  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+
+
+async def test_many_calls_at_once_share_through_redis_without_opening_the_circuit(redis_server: RedisServer) -> None:
+    # Many tool calls starting together each hold their session at once: a busy moment, not an outage, so every
+    # hold must be in Redis, seen by the other replica, and this replica must not go on alone.
+    sessions = [f"session-{n}" for n in range(300)]
+    # A timeout generous for a loaded machine: the 101st connection was refused at once, however long it may take.
+    async with replica(redis_server, redis_timeout=5) as a, replica(redis_server, redis_timeout=5) as b:
+        async with anyio.create_task_group() as calls:
+            for session in sessions:
+                calls.start_soon(partial(a.hold, FINGERPRINT, session, check=True, position=lambda: None))
+        assert a.health()["degraded"] is False
+        for session in sessions:
+            assert isinstance(await b.hold(FINGERPRINT, session, check=True, position=lambda: None), Held), session
+
+
+async def test_a_released_hold_is_never_taken_again_by_a_renewal(redis_server: RedisServer) -> None:
+    # Turns on one replica end while its renewals run (each turn moves on, so each renews every 0.2 s): a renewal
+    # must not put a hold its call has released back into Redis, where nobody would renew or release it.
+    positions = itertools.count()
+    async with replica(redis_server, redis_timeout=5) as a:  # a busy machine must not open the circuit here
+
+        async def turn(n: int) -> None:
+            lease = await a.hold(FINGERPRINT, f"session-{n}", check=True, position=lambda: str(next(positions)))
+            assert not isinstance(lease, Held)
+            await anyio.sleep(0.2 + (n % 40) * 0.045)  # turns of different lengths, ending while renewals run
+            await lease.release()
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as turns:
+                for n in range(300):
+                    turns.start_soon(turn, n)
+    with redis_server.client() as plain:
+        assert plain.keys("*:turn:*") == []
+
+
+async def test_a_message_on_the_cancel_channel_that_is_not_text_leaves_the_replica_listening(
+    redis_server: RedisServer,
+) -> None:
+    heard = anyio.Event()
+    channel = f"flow-mcp:{FINGERPRINT}:cancel"  # as docs/replicas.md names it
+    async with replica(redis_server) as a, replica(redis_server) as b:
+        b.on_cancel(lambda digest: heard.set() if digest == "call-digest" else None)
+        with redis_server.client() as plain, anyio.fail_after(10):
+            while plain.publish(channel, b"\xff\xfe not UTF-8") < 2:  # noqa: ASYNC110 -- until both replicas listen
+                await anyio.sleep(0.05)
+            while not heard.is_set():
+                await a.cancel("call-digest")
+                with anyio.move_on_after(0.1):
+                    await heard.wait()
+
+
+async def test_credentials_redis_refuses_are_reported_with_the_setting_to_correct() -> None:
+    # Waiting mends neither a wrong password nor a user without the commands: the warning names what to change.
+    with RedisServer(password="the-right-one") as protected, captured_logs() as entries:
+        with protected.client() as plain:
+            plain.execute_command("ACL", "SETUSER", "pinger", "on", ">the-pinger-one", "~*", "+ping")
+        for user, password in (("", "the-wrong-one"), ("", "the-right-one"), ("pinger", "the-pinger-one")):
+            async with replica_at(f"redis://{user}:{password}@127.0.0.1:{protected.port}/0", redis_timeout=5) as shared:
+                await shared.bucket(FINGERPRINT, 1).take()
+                assert shared.health()["degraded"] is (password != "the-right-one")
+    warnings = {entry["error_type"]: entry for entry in entries if entry["event"] == "redis_unavailable"}
+    assert set(warnings) == {"AuthenticationError", "NoPermissionError"}
+    assert all("FLOW_MCP_REDIS_URL" in warning["help"] for warning in warnings.values())
+    assert not any(password in str(entries) for password in ("the-wrong-one", "the-right-one", "the-pinger-one"))
+
+
+async def test_a_hold_lost_while_redis_was_emptied_is_taken_back_once_the_other_turn_ends(
+    redis_server: RedisServer,
+) -> None:
+    # Redis restarted empty (or flushed) while A's turn runs: B starts a turn in the session before A's renewal puts
+    # the hold back. Once B's turn ends, A's still runs: the session must be held again, not left open to all.
+    async with (
+        replica(redis_server, redis_lease_seconds=1) as a,
+        replica(redis_server, redis_lease_seconds=1) as b,
+        replica(redis_server, redis_lease_seconds=1) as c,
+    ):
+        running = await a.hold(FINGERPRINT, "session-1", check=True, position=lambda: "cursor-a")
+        assert not isinstance(running, Held)
+        with redis_server.client() as plain:
+            plain.flushall()
+        with captured_logs() as entries:
+            theirs = await b.hold(FINGERPRINT, "session-1", check=True, position=lambda: None)
+            assert not isinstance(theirs, Held)
+            with anyio.fail_after(10):  # A's renewal finds B's hold
+                while not any(entry["event"] == "turn_hold_lost" for entry in entries):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+        await theirs.release()
+        with anyio.fail_after(10):
+            while True:
+                found = await c.hold(FINGERPRINT, "session-1", check=True, position=lambda: None)
+                if isinstance(found, Held):
+                    break
+                await found.release()  # a probe only: it must not keep A out
+                await anyio.sleep(0.1)
+        assert found == Held("cursor-a", elsewhere=True)
+        await running.release()

@@ -39,9 +39,10 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process without persistence; ``stop`` and ``start`` again keep its port."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
         self.binary = redis_server_binary()
         self.port = free_port()
+        self.password = password  # requirepass: clients must send it
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,10 +51,14 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A plain client, for tests that look at what is stored."""
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, decode_responses=True)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5, decode_responses=True
+        )
 
     def start(self) -> RedisServer:
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if self.password is not None:
+            command += ["--requirepass", self.password]
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         until = time.monotonic() + START_SECONDS
         with self.client() as probe:

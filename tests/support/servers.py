@@ -30,6 +30,8 @@ def settings_for(sandbox: SandboxServer, **overrides: Any) -> Settings:
         "poll_min_interval": 0.05,
         "poll_thinking_max_interval": 0.3,
         "poll_max_interval": 0.3,
+        "poll_rate": 50.0,
+        "poll_lateness": 0.02,
         "timeout": 5.0,
         "retry_max_seconds": 10.0,
     }
@@ -49,6 +51,8 @@ def server_env(sandbox: SandboxServer | None, **extra: str) -> dict[str, str]:
             FLOW_MCP_POLL_MIN_INTERVAL="0.05",
             FLOW_MCP_POLL_THINKING_MAX_INTERVAL="0.3",
             FLOW_MCP_POLL_MAX_INTERVAL="0.3",
+            FLOW_MCP_POLL_RATE="50",
+            FLOW_MCP_POLL_LATENESS="0.02",
         )
     env.update(extra)
     return env

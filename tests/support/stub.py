@@ -39,6 +39,8 @@ def stub_settings(**overrides: Any) -> Settings:
         "poll_min_interval": 0.01,
         "poll_thinking_max_interval": 0.05,
         "poll_max_interval": 0.05,
+        "poll_rate": 100.0,
+        "poll_lateness": 0.005,
         "heartbeat_seconds": 0.1,
         "max_retries": 0,
         "retry_max_seconds": 0,

@@ -1,4 +1,4 @@
-"""follow.py: the poll policy, absorbing a batch, and the polling loop against FlowHunt in a MockTransport."""
+"""follow.py: absorbing a batch, and the polling loop against FlowHunt in a MockTransport."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from flow_mcp.errors import ServerError, TransportError
 from flow_mcp.flowhunt.client import FlowHuntClient
 from flow_mcp.flowhunt.cursor import Cursor
-from flow_mcp.flowhunt.follow import MAX_FAILED_POLLS, PollPolicy, absorb, follow, replay
+from flow_mcp.flowhunt.follow import MAX_FAILED_POLLS, absorb, follow, replay
+from flow_mcp.flowhunt.schedule import Pace
 from flow_mcp.flowhunt.turn import TurnProgress, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 
@@ -23,35 +24,6 @@ pytestmark = pytest.mark.anyio
 
 def event(event_id: str, at: int, action: str = "agent_cot", role: str = "ai", **meta: object) -> RawEvent:
     return RawEvent(event_id=event_id, created_at_timestamp=at, action_type=action, event_type=role, metadata=meta)
-
-
-# -- the policy ------------------------------------------------------------------------------------
-
-POLICY = PollPolicy(min_interval=0.1, thinking_max_interval=1.0, tool_max_interval=2.5, growth=2.0)
-
-
-def test_an_event_brings_the_next_poll_back_to_the_shortest_pause() -> None:
-    assert POLICY.next_interval(0.8, got_events=True, progress=TurnProgress()) == 0.1
-
-
-def test_quiet_polls_back_off_up_to_the_thinking_cap_without_an_open_tool() -> None:
-    pauses = [0.1]
-    for _ in range(6):
-        pauses.append(POLICY.next_interval(pauses[-1], got_events=False, progress=TurnProgress()))
-    assert pauses == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
-
-
-def test_an_open_tool_call_lets_the_pause_grow_to_the_tool_cap() -> None:
-    working = TurnProgress(open_tools=("run_flow",))
-    assert POLICY.next_interval(1.0, got_events=False, progress=working) == 2.0
-    assert POLICY.next_interval(2.0, got_events=False, progress=working) == 2.5
-
-
-def test_the_policy_from_settings_never_caps_below_its_shortest_pause() -> None:
-    policy = PollPolicy.from_settings(
-        stub_settings(poll_min_interval=2.0, poll_thinking_max_interval=0.5, poll_max_interval=1.0, poll_growth=1.5)
-    )
-    assert policy == PollPolicy(min_interval=2.0, thinking_max_interval=2.0, tool_max_interval=2.0, growth=1.5)
 
 
 # -- absorbing a batch -----------------------------------------------------------------------------
@@ -209,3 +181,39 @@ async def test_replay_returns_the_whole_session_oldest_first_each_once() -> None
         events, cursor = await replay(client, SESSION)
     assert [e.event_id for e in events] == ["e1", "e2", "e3", "e0"] and cursor.timestamp == stamp + 3
     assert stub.paths("invocation_response")[0].endswith("/0")
+
+
+# -- the schedule across calls ---------------------------------------------------------------------------------
+
+
+def waiting_on_a_long_tool(client: FlowHuntClient) -> Cursor:
+    """A cursor whose turn runs a tool the client learned takes a minute, started and polled just now."""
+    for _ in range(10):
+        client.timings.tools.learn("run_flow", 60.0)
+    for _ in range(30):
+        client.timings.gaps.count_follow("v3_tool_call_start", followed=False)
+    stamp = now_ms()
+    pace = Pace(polled_ms=stamp, last_kind="v3_tool_call_start", last_at_ms=stamp, open=(("run_flow", stamp),))
+    return Cursor(timestamp=stamp - 10, progress=TurnProgress(open_tools=("run_flow",)), pace=pace)
+
+
+async def test_follow_goes_on_with_the_schedule_its_cursor_carries() -> None:
+    stub = StubFlowHunt()
+    settings = stub_settings(poll_thinking_max_interval=5.0, poll_max_interval=30.0)
+    async with FlowHuntClient(settings, transport=stub.transport) as client:
+        cursor = waiting_on_a_long_tool(client)
+        with anyio.fail_after(5):
+            await follow(client, SESSION, cursor, until="new_events", deadline=time.monotonic() + 0.3)
+    assert len(stub.paths("invocation_response")) == 1  # nothing due for a minute: one poll, when the time was up
+
+
+async def test_follow_with_no_time_left_polls_at_once_whatever_the_schedule_says() -> None:
+    stub = StubFlowHunt()
+    async with FlowHuntClient(stub_settings(poll_max_interval=30.0), transport=stub.transport) as client:
+        cursor = waiting_on_a_long_tool(client)
+        stub.add("loading", at=cursor.timestamp + 5)
+        with anyio.fail_after(5):
+            started = time.monotonic()
+            end = await follow(client, SESSION, cursor.with_progress(TurnProgress()), deadline=0)
+    assert len(stub.paths("invocation_response")) == 1 and end.timestamp > cursor.timestamp
+    assert time.monotonic() - started < 5  # bounded by fail_after as well; it did not wait for the schedule
