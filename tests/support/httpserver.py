@@ -72,13 +72,15 @@ class HttpServer:
         """Stop the process; its exit code and everything it wrote to stdout."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
+        # Not communicate(): it would read stderr too, racing the reader thread for the last lines (spans, logs).
         try:
-            stdout, _ = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            stdout, _ = self.process.communicate()
+            self.process.wait()
         if self._reader is not None:
             self._reader.join(timeout=5)
+        stdout = self.process.stdout.read() if self.process.stdout is not None else ""
         return self.process.returncode, stdout or ""
 
     def __enter__(self) -> HttpServer:
