@@ -66,9 +66,10 @@ async def test_three_replicas_keep_to_the_keys_budget_and_every_turn_completes_o
         logs = [server.logs() for server in (a, b, c)]
     calls = [entry for entry in sandbox.state.request_log() if entry["kind"] is not None]
     # The key's budget held across the three: at most RATE a second after a burst of RATE (the bucket's size), and
-    # RATE / 4 for requests that took their token just before a window and reached the sandbox inside it (250 ms
-    # of delivery on a busy machine). Three replicas each with a budget of its own send 3 x (RATE + RATE).
-    assert busiest_second([entry["at_ms"] for entry in calls]) <= RATE + RATE + RATE // 4
+    # RATE / 2 for requests that took their token just before a window and reached the sandbox inside it (up to
+    # 500 ms of delivery on a machine as busy as CI's). Three replicas each with a budget of its own send 3 x
+    # (RATE + RATE), far above.
+    assert busiest_second([entry["at_ms"] for entry in calls]) <= RATE + RATE + RATE // 2
     assert all(any(line.get("event") == "flowhunt_request" for line in log) for log in logs)  # all three worked
     # Every turn completed, each message was sent once, and each result holds its session's events, once each.
     assert len(results) == 60
