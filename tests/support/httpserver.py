@@ -80,7 +80,11 @@ class HttpServer:
             self.process.wait()
         if self._reader is not None:
             self._reader.join(timeout=5)
-        stdout = self.process.stdout.read() if self.process.stdout is not None else ""
+        out = self.process.stdout
+        stdout = out.read() if out is not None and not out.closed else ""  # stop() may come twice
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
         return self.process.returncode, stdout or ""
 
     def __enter__(self) -> HttpServer:
