@@ -224,7 +224,10 @@ class Schedule:
         """
         if pace.polled_ms is None:
             return now_ms  # nothing known about this turn's pace (an old cursor, a bare timestamp): look now
-        last = pace.polled_ms
+        # A last poll still to come (the cursor of a replica whose clock runs ahead, ours stepped back, or a forged
+        # one) is read as a poll now, else the next poll would wait for that moment.
+        last = min(pace.polled_ms, now_ms)
+        pace = replace(pace, polled_ms=last)
         ready = self._ready(pace)
         settle_at = settles_at(progress, self.settle_ms)
         if settle_at is not None:

@@ -180,6 +180,14 @@ def test_a_source_that_cannot_fire_yet_has_not_fired() -> None:
     assert source.left(1_000.0 + 10**9) == pytest.approx(0.5)  # it fires at most with its chance
 
 
+def test_a_pace_polled_later_than_now_waits_no_longer_than_one_polled_now() -> None:
+    """A cursor from a replica whose clock runs an hour ahead (or one forged so) says its last poll is still to
+    come: read as polled now, not as a reason to wait an hour (or to the end of a poll_events wait)."""
+    ahead = Pace(polled_ms=START + 3_600_000, tokens=0.0, last_kind=PERSON, last_at_ms=START)
+    now = Pace(polled_ms=START, tokens=0.0, last_kind=PERSON, last_at_ms=START)
+    assert schedule().due(ahead, IDLE, START, 0) == schedule().due(now, IDLE, START, 0) <= START + 1_000
+
+
 # -- what a poll brought ---------------------------------------------------------------------------------------
 
 
