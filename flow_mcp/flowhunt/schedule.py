@@ -127,9 +127,10 @@ def _left(origin: float, terms: Sequence[tuple[float, float, float]], at: float)
         return 1.0
     fired = 0.0
     for weight, median, shape in terms:
-        ratio = median / elapsed
-        if ratio < 1e12:  # far before the median nothing has fired
-            fired += weight / (1.0 + ratio**shape)
+        # ratio ** shape in log space: a narrow spread (a large shape) far before its median overflows a float.
+        power = shape * math.log(median / elapsed)
+        if power < 700:  # far before the median nothing has fired
+            fired += weight / (1.0 + math.exp(power))
     return 1.0 - fired
 
 
