@@ -57,7 +57,9 @@ MAX_AHEAD_IDS = 50
 """Ids of delivered events stamped past the ceiling that the cursor remembers; more such events are dropped."""
 
 _CURSOR_PREFIX = "c1."
-_MAX_CURSOR_CHARS = 65_536  # what encode() can produce at most, with room to spare
+# What encode() can produce at most, with room to spare: every text and name at its cap in characters JSON
+# escapes to twelve (outside the BMP), the window full of digests, come to about 150,000 characters.
+_MAX_CURSOR_CHARS = 262_144
 _PLAIN_IDS = 16  # up to this many ids at the cursor's timestamp are written as they are, the rest as digests
 _DIGEST_BYTES = 6  # a false match needs 2**48 / MAX_REMEMBERED_IDS tries: never in practice
 _OFFSET = struct.Struct(">H")  # a window id's millisecond, counted back from the cursor's timestamp
