@@ -176,6 +176,8 @@ class Schedule:
 
     def _fold(self, pace: Pace, event: RawEvent) -> Pace:
         kind, at = kind_of(event), event.created_at_timestamp
+        if at > _MAX_MS:
+            return pace  # a stamp no clock gives (past the year 287,000): nothing to learn, and no cursor carries it
         if kind == PERSON:
             return Pace(pace.polled_ms, pace.tokens, PERSON, at)  # a new turn: nothing of the last one holds
         index = closing([name for name, _ in pace.open], tool_key(event.meta)) if kind == TOOL_END else None
@@ -211,8 +213,8 @@ class Schedule:
         # stands in when the start's stamp says nothing (an end stamped before its start).
         took = at - started if at >= started else milliseconds(end.meta.get("duration_ms"))
         pace = replace(pace, open=pace.open[:index] + pace.open[index + 1 :])
-        if took is None:
-            return pace
+        if took is None or not 0 <= took <= _MAX_MS:
+            return pace  # a duration_ms below zero or past any clock: neither learned nor carried in the cursor
         self.timings.tools.learn(name, took / 1000)
         return replace(pace, took=(*pace.took, (name, round(took)))[-TURN_SAMPLES:])
 
