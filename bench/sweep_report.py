@@ -105,6 +105,17 @@ def loop_table(results: JSONDict) -> str:
     return "\n".join(lines)
 
 
+def _oracle_polls(shape: JSONDict) -> str:
+    """``N/D``: the oracle reaches the shape's latency target with N polls per turn; the desktop loop polled D."""
+    desk, fixed = shape["figures"].get("desktop"), shape["figures"].get("fixed_2s")
+    if not desk or not fixed or None in (desk["latency_p50_ms"], fixed["latency_p50_ms"], desk["polls_per_turn"]):
+        return "?"
+    target = min(LATENCY_VS_DESKTOP * desk["latency_p50_ms"], LATENCY_VS_FIXED * fixed["latency_p50_ms"])
+    points = sorted((p["polls_per_turn"], p["latency_p50_ms"]) for p in shape["frontier"].get("points", []))
+    needed = next((polls for polls, p50 in points if p50 <= target), None)
+    return f"{'?' if needed is None else needed}/{number(desk['polls_per_turn'], 1)}"
+
+
 def text(results: JSONDict) -> str:
     """Everything a person reads after a run."""
     loops = results["loops"]
@@ -123,9 +134,10 @@ def text(results: JSONDict) -> str:
             for loop, v in loops.items()
         ),
         f"events missed by any loop: {missed}",
-        "oracle frontier: "
+        "oracle (knows the future, no round trip): fewest polls per turn that reach the latency target, "
+        "against the desktop loop's polls: "
         + (
-            "; ".join(f"{name} {results['shapes'][name]['frontier']}" for name in frontier)
+            "; ".join(f"{name} {_oracle_polls(results['shapes'][name])}" for name in frontier)
             if frontier
             else "not available (bench.simulate offers no oracle_frontier)"
         ),

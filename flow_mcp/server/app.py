@@ -44,9 +44,10 @@ from flow_mcp.server.bookkeeping import CallKey, CallsInFlight, Drain, call_dige
 from flow_mcp.server.callers import Access, HttpAccess
 from flow_mcp.server.elicitation import state_security
 from flow_mcp.server.flowtools import flow_tools_middleware, running_flow_tools
+from flow_mcp.server.frame import AppState, caller_for, caller_of, owner_of
 from flow_mcp.server.resources import register_resources, session_resources
 from flow_mcp.server.runner import TurnRunner
-from flow_mcp.server.tools import TOOLS, AppState, caller_for, caller_of, owner_of
+from flow_mcp.server.tools import TOOLS
 
 log = get_logger()
 

@@ -21,7 +21,8 @@ from flow_mcp.flowhunt.logger import get_logger
 from flow_mcp.flowhunt.transcript import transcript_markdown
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.server.callers import Caller
-from flow_mcp.server.results import RESERVED_BYTES, describe, fit, page
+from flow_mcp.server.paging import RESERVED_BYTES, fit, page
+from flow_mcp.server.results import describe
 
 log = get_logger()
 

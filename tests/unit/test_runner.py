@@ -20,7 +20,8 @@ from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.replicas import Held, InProcess
 from flow_mcp.server.bookkeeping import Drain
 from flow_mcp.server.callers import Caller, SessionRef
-from flow_mcp.server.runner import Hint, Progress, TurnRunner, fingerprint_of
+from flow_mcp.server.progress import Progress
+from flow_mcp.server.runner import Hint, TurnRunner, fingerprint_of
 
 from ..support.stub import SESSION, StubFlowHunt, stub_settings
 
