@@ -1,4 +1,4 @@
-"""The printed table, the verdict on each target of issue 3, and the chart (latency vs. requests per turn)."""
+"""The printed table, the verdict on each target (issues 3 and 13), and the chart (latency vs. requests per turn)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bench.common import JSONDict
 LOOPS = ("flow_mcp", "desktop", "fixed_2s")
 COMPLETION_SLACK_MS = 150
 MCP_OVERHEAD_LIMIT = 1.05
+CPU_PER_REQUEST_LIMIT = 1.5  # issue 13: the server's CPU per upstream request against the desktop loop's
 SCALE_RSS_LIMIT_MB = 300
 SCALE_P95_LIMIT_MS = 250
 
@@ -36,8 +37,8 @@ def table(results: JSONDict) -> str:
     """Scenario x loop: delivery latency, completion delay, requests and CPU per turn (markdown)."""
     lines = [
         "| scenario | loop | turns | latency p50 / p95 / max (ms) | completion p50 / p95 (ms) | requests/turn "
-        "| CPU s/turn |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| CPU s/turn | CPU ms/request |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for name, scenario in results["scenarios"].items():
         for loop in LOOPS:
@@ -45,9 +46,16 @@ def table(results: JSONDict) -> str:
             turns, latency, completion = turn_cells(f)
             lines.append(
                 f"| {name} | {loop} | {turns} | {latency} | {completion} "
-                f"| {number(f['requests_per_turn'], 1)} | {number(f['cpu_s_per_turn'], 4)} |"
+                f"| {number(f['requests_per_turn'], 1)} | {number(f['cpu_s_per_turn'], 4)} "
+                f"| {number(cpu_ms_per_request(f), 2)} |"
             )
     return "\n".join(lines)
+
+
+def cpu_ms_per_request(figures: JSONDict) -> float | None:
+    """CPU milliseconds of the client process per upstream request (create, invoke and polls)."""
+    cpu, requests = figures.get("cpu_s_per_turn"), figures.get("requests_per_turn")
+    return 1000 * cpu / requests if cpu is not None and requests else None
 
 
 def scale_table(results: JSONDict) -> str:
@@ -68,7 +76,7 @@ def scale_table(results: JSONDict) -> str:
 
 
 def verdicts(results: JSONDict) -> list[JSONDict]:
-    """Each target of issue 3: met or missed, with the figures."""
+    """Each target of issues 3 and 13: met or missed, with the figures."""
     found: list[JSONDict] = []
     settle = results["settle_ms"]
     for name, scenario in results["scenarios"].items():
@@ -88,6 +96,14 @@ def verdicts(results: JSONDict) -> list[JSONDict]:
                 f"{name}: requests/turn <= desktop",
                 f["requests_per_turn"] <= d["requests_per_turn"],
                 f"{number(f['requests_per_turn'], 1)} vs {number(d['requests_per_turn'], 1)}",
+            )
+        )
+        ours_cpu, desk_cpu = cpu_ms_per_request(f), cpu_ms_per_request(d)
+        found.append(
+            _verdict(
+                f"{name}: CPU per request <= {CPU_PER_REQUEST_LIMIT}x desktop",
+                ours_cpu is not None and desk_cpu is not None and ours_cpu <= CPU_PER_REQUEST_LIMIT * desk_cpu,
+                f"{number(ours_cpu, 2)} ms vs {number(desk_cpu, 2)} ms ({_ratio(ours_cpu, desk_cpu)})",
             )
         )
         found.append(

@@ -168,11 +168,26 @@ async def _gather_pair(
     return box["a"], box["b"]
 
 
-async def run_scale(sandbox: Sandbox, out: Path, count: int, seed: int) -> JSONDict:
-    """A fresh server holding ``count`` concurrent default turns (request budget raised): RSS, CPU, latency."""
+async def run_scale(
+    sandbox: Sandbox,
+    out: Path,
+    count: int,
+    seed: int,
+    *,
+    spread_s: float = 0.5,
+    message: str = DEFAULT_MESSAGE,
+    on_server: Callable[[int], None] | None = None,
+) -> JSONDict:
+    """A fresh server holding ``count`` concurrent turns (request budget raised): RSS, CPU, latency.
+
+    The turns (``message``'s: a default turn unless told) start within ``spread_s``. ``on_server`` gets the
+    server's pid once it is idle, before the turns start (a profiler attaches there).
+    """
     async with flow_mcp_server(sandbox.url, out / "serve-scale.log", FLOW_MCP_MAX_RPS="2000") as server:
         await anyio.sleep(0.5)
         idle_mb = server.process.memory_info().rss / 2**20
+        if on_server is not None:
+            on_server(server.process.pid)
         others = {"sandbox": psutil.Process(sandbox.process.pid), "bench_client": psutil.Process()}
         cpu_before = cpu_seconds(server.process)
         others_before = {name: cpu_seconds(p) for name, p in others.items()}
@@ -187,7 +202,7 @@ async def run_scale(sandbox: Sandbox, out: Path, count: int, seed: int) -> JSOND
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(sample)
-            asks = await _asks(server, DEFAULT_MESSAGE, _starts(random.Random(seed), count, 0.5))
+            asks = await _asks(server, message, _starts(random.Random(seed), count, spread_s))
             tasks.cancel_scope.cancel()
         wall = time.monotonic() - started
         cpu = cpu_seconds(server.process) - cpu_before

@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from functools import lru_cache
 from typing import Any, TextIO
 
 import structlog
@@ -35,10 +36,12 @@ class SecretRedactor:
 
     def _clean(self, key: str, value: Any) -> Any:
         # A secret is text: a flag such as api_key_set=True says nothing and stays readable.
-        if _SECRET_KEYS.search(key) and value not in (None, "") and not isinstance(value, bool):
+        if _is_secret_key(key) and value not in (None, "") and not isinstance(value, bool):
             return REDACTED
         if isinstance(value, str):
             return self.scrub(value)
+        if value is None or isinstance(value, int | float):  # the commonest values after text, settled at once
+            return value
         if isinstance(value, MutableMapping):
             return {k: self._clean(str(k), v) for k, v in value.items()}
         if isinstance(value, list | tuple):
@@ -46,7 +49,18 @@ class SecretRedactor:
         return value
 
     def scrub(self, text: str) -> str:
-        return _BEARER.sub(r"\1" + REDACTED, self._redactor.scrub(text))
+        text = self._redactor.scrub(text)
+        # Searching first: most lines hold no bearer token, and a search that finds none costs less than a sub.
+        return _BEARER.sub(_blank_token, text) if _BEARER.search(text) else text
+
+
+@lru_cache(maxsize=1024)  # a program logs under a few dozen keys: each is looked at once
+def _is_secret_key(key: str) -> bool:
+    return _SECRET_KEYS.search(key) is not None
+
+
+def _blank_token(match: re.Match[str]) -> str:
+    return match.group(1) + REDACTED
 
 
 def configure_logging(

@@ -19,7 +19,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -58,6 +58,7 @@ from flow_mcp.flowhunt.wire import (
     Invocation,
     RawEvent,
     SessionCreated,
+    event_identity,
     read_json,
 )
 from flow_mcp.redaction import Redactor
@@ -77,6 +78,8 @@ MISSING_KEY_HELP = "No FlowHunt API key: set FLOWHUNT_API_KEY, or pass Settings(
 Repeat = Literal["safe", "once"]
 SessionKind = Literal["assistant", "flow"]
 """A Flow Assistant (V3) session or a published flow's (V2) session: their invoke and poll live at different paths."""
+Seen = Callable[[str, int], bool]
+"""Whether the caller has an event already, by its id and timestamp (``Cursor.delivered``)."""
 _SESSION_PATHS: dict[SessionKind, str] = {"assistant": "/v3/flow-assistants", "flow": "/v2/flows/sessions"}
 _RETRY_STATUSES: dict[Repeat, frozenset[int]] = {
     "safe": frozenset({429, 500, 502, 503, 504}),
@@ -97,6 +100,7 @@ class _Call:
     files: Mapping[str, tuple[str, bytes, str]] | None = None  # multipart: field -> (file name, content, type)
     expect: type[list[Any]] | type[dict[str, Any]] = dict  # the JSON type a 2xx body must have
     events: bool = False  # a list of events: one holding nothing that looks like an event is a shape error
+    seen: Seen | None = None  # events of the list that the caller has (left out before they are read further)
 
 
 def validate_session_id(session_id: str) -> str:
@@ -138,6 +142,8 @@ class FlowHuntClient:
         self._transport = transport
         self._http: httpx2.AsyncClient | None = None  # made by the first request (_pool)
         self._closed = False
+        # Requests go to absolute URLs: httpx parses a relative one twice (itself, then merged with the base).
+        self._url_prefix = settings.base_url.rstrip("/")  # paths start with "/"
         self._workspace_id = settings.workspace_id
         self._workspace_lock = anyio.Lock()
         self._redactor = Redactor([settings.api_key.get_secret_value()] if settings.api_key else [])
@@ -252,14 +258,24 @@ class FlowHuntClient:
         return _parse(Invocation, await self._send(call, deadline), "invoke")
 
     async def poll(
-        self, session_id: str, from_timestamp: str, *, kind: SessionKind = "assistant", deadline: float | None = None
+        self,
+        session_id: str,
+        from_timestamp: str,
+        *,
+        kind: SessionKind = "assistant",
+        deadline: float | None = None,
+        seen: Seen | None = None,
     ) -> list[RawEvent]:
-        """Events of the session from ``from_timestamp`` on (FlowHunt's reading of the bound is unknown)."""
+        """Events of the session from ``from_timestamp`` on (FlowHunt's reading of the bound is unknown).
+
+        ``seen(event_id, timestamp)`` names events the caller has already (``Cursor.delivered``): they are left out
+        before they are validated or logged, and a poll that brings nothing else is logged as an empty one.
+        """
         stamp = _validate_timestamp(from_timestamp)
         telemetry.count(telemetry.POLLS, 1, {"flowhunt.session.kind": kind})
         template, path = _session_path(kind, session_id, "invocation_response")
         template, path = f"{template}/{{from_timestamp}}", f"{path}/{quote(stamp, safe='')}"
-        call = _Call("POST", template, path, "safe", needs_key=False, expect=list, events=True)
+        call = _Call("POST", template, path, "safe", needs_key=False, expect=list, events=True, seen=seen)
         body = await self._send(call, deadline)
         if len(body) > _VALIDATE_OFF_LOOP_EVENTS:
             return await anyio.to_thread.run_sync(functools.partial(parse_events, body, session_id=session_id))
@@ -380,6 +396,8 @@ class FlowHuntClient:
 
     async def _take_turn(self, give_up: float, deadline: float | None) -> None:
         """Wait for the key's request budget; fail at once when a 429's pause outlasts the call's patience."""
+        if self.gate.try_pass():
+            return  # no wait, so no deadline to watch
         pause = self.gate.paused_for
         if pause > 0 and time.monotonic() + pause > give_up:
             raise RateLimitError(429, "the API key is paused by an earlier 429", retry_after=pause)
@@ -436,8 +454,9 @@ class FlowHuntClient:
         """The response and its decoded body, read as it streams in and abandoned past the size limit."""
         limit = self._settings.max_response_bytes
         headers = self._auth_headers(call.needs_key)
+        url = self._url_prefix + call.path
         async with self._pool().stream(
-            call.method, call.path, params=call.params, json=call.body, files=call.files, headers=headers
+            call.method, url, params=call.params, json=call.body, files=call.files, headers=headers
         ) as response:
             chunks: list[bytes] = []
             size = 0
@@ -464,10 +483,11 @@ class FlowHuntClient:
         return {"Authorization": f"Bearer {key}"}
 
     async def _decode(self, call: _Call, response: httpx2.Response, data: bytes) -> Any:
+        skip = _Skip(call.seen) if call.seen is not None and response.is_success else None
         if len(data) > _PARSE_OFF_LOOP_BYTES:
-            body = await anyio.to_thread.run_sync(read_json, data, self._redactor.scrub)
+            body = await anyio.to_thread.run_sync(read_json, data, self._redactor.scrub, skip)
         else:
-            body = read_json(data, self._redactor.scrub)
+            body = read_json(data, self._redactor.scrub, skip)
         if response.is_success:
             if body is None and call.expect is list:
                 return []  # a 204, or an empty 200, to a poll: nothing new
@@ -476,7 +496,8 @@ class FlowHuntClient:
             if not isinstance(body, call.expect):
                 wanted = "a list" if call.expect is list else "an object"
                 raise ResponseShapeError(f"FlowHunt's answer to {call.template} was not {wanted}.")
-            if call.events and body and not any(isinstance(item, dict) and "event_id" in item for item in body):
+            held_events = skip is not None and skip.count > 0
+            if call.events and body and not held_events and not any(_looks_like_event(item) for item in body):
                 # Taken as "nothing new", a list of junk could close a turn's settle window early; retried instead.
                 # One bad item among events is dropped alone (parse_events).
                 raise ResponseShapeError(f"FlowHunt's answer to {call.template} holds no events.")
@@ -551,6 +572,25 @@ def _retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
     return max(seconds, 0.0) if seconds == seconds else None  # NaN: no advice
+
+
+class _Skip:
+    """The events of a poll's answer that the caller has already, counted (they still show the answer held events)."""
+
+    def __init__(self, seen: Seen) -> None:
+        self._seen = seen
+        self.count = 0
+
+    def __call__(self, item: Any) -> bool:
+        identity = event_identity(item)
+        if identity is None or not self._seen(*identity):
+            return False
+        self.count += 1
+        return True
+
+
+def _looks_like_event(item: Any) -> bool:
+    return isinstance(item, dict) and "event_id" in item
 
 
 _Model = TypeVar("_Model", bound=pydantic.BaseModel)

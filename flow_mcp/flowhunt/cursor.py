@@ -33,6 +33,7 @@ import struct
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from typing import Any
 
 from flow_mcp.errors import InvalidArgumentError
@@ -61,6 +62,7 @@ _CURSOR_PREFIX = "c1."
 # escapes to twelve (outside the BMP), the window full of digests, come to about 150,000 characters.
 _MAX_CURSOR_CHARS = 262_144
 _PLAIN_IDS = 16  # up to this many ids at the cursor's timestamp are written as they are, the rest as digests
+_CACHED_ID_CHARS = 256  # longer ids (none real) are hashed each time, so that the cache stays small
 _DIGEST_BYTES = 6  # a false match needs 2**48 / MAX_REMEMBERED_IDS tries: never in practice
 _OFFSET = struct.Struct(">H")  # a window id's millisecond, counted back from the cursor's timestamp
 _MAX_OFFSET = 0xFFFF  # the deepest look-back a cursor string can carry; LOOKBACK_MS is far below
@@ -118,7 +120,6 @@ class Cursor:
         floor = self.timestamp - self.lookback_ms
         # A clock running behind ours only lowers its timestamps: the ceiling never drops below our own now.
         ceiling = None if now_ms is None else now_ms + max(self.clock_skew_ms, 0) + MAX_CLOCK_AHEAD_MS
-        known = {digest for _, digest in self.seen_before | self.seen_ahead}
         fresh: dict[str, RawEvent] = {}
         older = 0
         for event in batch:
@@ -126,7 +127,7 @@ class Cursor:
                 if event.created_at_timestamp < floor - 1:  # the poll asked from floor - 1: this was not asked for
                     older += 1
                 continue
-            if event.event_id not in fresh and not self._delivered(event, known):
+            if event.event_id not in fresh and not self._delivered(event.event_id, event.created_at_timestamp):
                 fresh[event.event_id] = event
         ordered = sorted(fresh.values(), key=causal_order)
         timely = [event for event in ordered if ceiling is None or event.created_at_timestamp <= ceiling]
@@ -140,15 +141,28 @@ class Cursor:
         cursor, skipped = self._after(taken[: len(timely)], ahead)
         return Taken(taken, cursor, older=older, ahead=ahead, ahead_dropped=dropped, skipped=skipped)
 
-    def _delivered(self, event: RawEvent, known: set[str]) -> bool:
-        at_cursor = event.created_at_timestamp == self.timestamp and bool(self.seen_at_timestamp)
+    def delivered(self, event_id: str, timestamp: int) -> bool:
+        """True for an event this cursor delivered already: ``take`` would drop it, so a poll may drop it unread.
+
+        False for an event older than the look-back window, which ``take`` counts before it drops it.
+        """
+        return timestamp >= self.timestamp - self.lookback_ms and self._delivered(event_id, timestamp)
+
+    def _delivered(self, event_id: str, timestamp: int) -> bool:
+        at_cursor = timestamp == self.timestamp and bool(self.seen_at_timestamp)
+        known = self._known_digests
         if not known and not at_cursor:
             return False
-        digest = _digest(event.event_id)
+        digest = _digest(event_id)
         if digest in known:
             return True
         # Ids at the timestamp are kept as they are, or as digests once a cursor string carried many of them.
-        return at_cursor and (_id_key(event.event_id) in self.seen_at_timestamp or digest in self.seen_at_timestamp)
+        return at_cursor and (_id_key(event_id) in self.seen_at_timestamp or digest in self.seen_at_timestamp)
+
+    @cached_property
+    def _known_digests(self) -> frozenset[str]:
+        """Digests of the events delivered before ``timestamp`` or past the ceiling; worked out once per cursor."""
+        return frozenset(digest for _, digest in self.seen_before | self.seen_ahead)
 
     def _after(self, timely: list[RawEvent], ahead: tuple[RawEvent, ...]) -> tuple[Cursor, int | None]:
         """The cursor once ``timely`` and ``ahead`` are delivered; and the millisecond skipped, if one was."""
@@ -194,7 +208,10 @@ class Cursor:
         # Events older than what was delivered already were made visible late: they cannot open a new turn.
         progress = advance(self.progress, taken.events, now_ms, cursor.clock_skew_ms, delivered_until=self.timestamp)
         quiet_until = now_ms if sent_ms is None else min(sent_ms, now_ms)
-        return replace(taken, cursor=cursor.with_progress(latch_completed(progress, quiet_until, settle_ms)))
+        progress = latch_completed(progress, quiet_until, settle_ms)
+        if progress is cursor.progress and cursor is taken.cursor:
+            return taken  # a poll that brought nothing new and changed nothing: the same cursor
+        return replace(taken, cursor=cursor.with_progress(progress))
 
     def quiet_until(self, now_ms: int) -> int:
         """The latest moment FlowHunt is known to have had nothing more for the turn: when the last poll was sent.
@@ -227,6 +244,11 @@ class Cursor:
 
     def encode(self) -> str:
         """The opaque string handed to tool callers."""
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> str:
+        # A cursor is frozen, and the same one is encoded for an error hint and again for the result: once is enough.
         progress = self.progress
         state: dict[str, Any] = {"t": self.timestamp}
         at = sorted(self.seen_at_timestamp)
@@ -294,6 +316,17 @@ CURSOR_HELP = "Pass the cursor exactly as returned by invoke, poll_events or ask
 
 
 def _digest(event_id: str) -> str:
+    if len(event_id) <= _CACHED_ID_CHARS:
+        return _cached_digest(event_id)
+    return _digest_of(event_id)
+
+
+@lru_cache(maxsize=16_384)  # each poll looks back at the same ids again: a digest is worked out about once
+def _cached_digest(event_id: str) -> str:
+    return _digest_of(event_id)
+
+
+def _digest_of(event_id: str) -> str:
     return "#" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()[: 2 * _DIGEST_BYTES]
 
 

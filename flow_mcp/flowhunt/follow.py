@@ -178,7 +178,9 @@ async def follow(
         sent = now_ms()
         try:
             with anyio.move_on_after(max(poll_until - time.monotonic(), 0.0)):
-                batch = await client.poll(session_id, cursor.query_timestamp(), kind=kind, deadline=first_deadline)
+                batch = await client.poll(
+                    session_id, cursor.query_timestamp(), kind=kind, deadline=first_deadline, seen=cursor.delivered
+                )
         except _PASSING_FAILURES as error:
             # The client already retried this poll; a turn outlives a bad minute of FlowHunt's, so keep going.
             failures += 1
@@ -220,7 +222,9 @@ async def replay(
     cursor = Cursor(timestamp=0)
     events: list[RawEvent] = []
     for _ in range(MAX_REPLAY_POLLS):
-        batch = await client.poll(session_id, cursor.query_timestamp(), kind=kind, deadline=deadline)
+        batch = await client.poll(
+            session_id, cursor.query_timestamp(), kind=kind, deadline=deadline, seen=cursor.delivered
+        )
         fresh, cursor = cursor.accept(batch, now_ms=now_ms())
         if not fresh:
             break

@@ -131,6 +131,8 @@ class RateGate:
 
     async def wait(self) -> None:
         """Return when a request of the current lane (``rate_lane``) may be sent."""
+        if self.try_pass():
+            return
         ticket = self._join(_LANE.get())
         try:
             while True:
@@ -146,6 +148,13 @@ class RateGate:
             self._served_tag = ticket.tag
         finally:
             self._leave(ticket)
+
+    def try_pass(self) -> bool:
+        """Take a request's token now if nobody is in line and one is to spare (the common case), as ``wait`` would
+        at once; False, and nothing taken, otherwise. A shared bucket is asked only by ``wait`` (it awaits I/O)."""
+        if self._line or not isinstance(self.bucket, LocalBucket):
+            return False
+        return self.bucket.take_now() <= 0
 
     def _join(self, lane: str) -> _Ticket:
         tag = max(self._served_tag, self._next_tag.get(lane, 0))

@@ -164,7 +164,9 @@ async def _recover(
             break
         await anyio.sleep(delay)
         try:
-            batch = await client.poll(session_id, start.query_timestamp(), kind=kind, deadline=deadline)
+            batch = await client.poll(
+                session_id, start.query_timestamp(), kind=kind, deadline=deadline, seen=start.delivered
+            )
         except FlowHuntError:
             continue
         events, cursor = absorb(session_id, start, batch, settle_ms)

@@ -21,14 +21,18 @@ UNREADABLE = object()
 """What ``read_json`` returns for a body that is not JSON."""
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads, any surrogate left is unpaired
+MAX_TIMESTAMP = 10**16
+"""Event timestamps are below this (epoch ms; year 318857)."""
+_MAX_STAMP_DIGITS = 16
 
 
-def read_json(data: bytes, scrub: Callable[[str], str]) -> Any:
+def read_json(data: bytes, scrub: Callable[[str], str], skip: Callable[[Any], bool] | None = None) -> Any:
     """A FlowHunt body as JSON with every string made safe to hold, log and write out; unreadable: a marker.
 
     Invalid UTF-8 and lone surrogates (``"\\ud800"`` escapes) become U+FFFD, ``scrub`` blanks secrets in every
     string and key, and an integer too long for Python's int-str limit becomes infinity, as ``1e400`` does: each
-    degrades one field, never the whole answer. None for an empty body.
+    degrades one field, never the whole answer. None for an empty body. With ``skip``, the items of a top-level list
+    it picks are left out before any string is cleaned: a poll's events delivered before, which nothing reads again.
     """
     if not data:
         return None
@@ -39,7 +43,29 @@ def read_json(data: bytes, scrub: Callable[[str], str]) -> Any:
         return UNREADABLE
     except RecursionError:  # JSON nested beyond reason: in a list, only the items that are so deep are lost
         value = _items_one_by_one(text)
+    if skip is not None and isinstance(value, list):
+        value = [item for item in value if not skip(item)]
     return _clean_strings(value, lambda s: scrub(s if s.isascii() else _LONE_SURROGATE.sub("\ufffd", s)))
+
+
+def event_identity(item: Any) -> tuple[str, int] | None:
+    """The event id and timestamp ``RawEvent`` would read from a raw item, when both are plainly there; else None.
+
+    For dropping an event delivered before without validating it again (each poll looks back and brings such events
+    many times). Only the plain shapes are read here, and None means "validate it": a doubt never drops an event.
+    """
+    if not isinstance(item, dict):
+        return None
+    event_id, stamp = item.get("event_id"), item.get("created_at_timestamp")
+    if isinstance(event_id, int) and not isinstance(event_id, bool):
+        event_id = str(event_id)
+    if not isinstance(event_id, str) or not event_id:
+        return None
+    if isinstance(stamp, str) and 0 < len(stamp) <= _MAX_STAMP_DIGITS and stamp.isascii() and stamp.isdigit():
+        stamp = int(stamp)
+    if not isinstance(stamp, int) or isinstance(stamp, bool) or not 0 <= stamp < MAX_TIMESTAMP:
+        return None
+    return event_id, stamp
 
 
 # A JSON string (escapes included) or one structural character: all the scanner needs to find an array's items.
@@ -128,7 +154,7 @@ class RawEvent(_Wire):
 
     event_id: str = Field(min_length=1)
     # Bounded so a junk value cannot push the cursor past every real event (10**16 ms is year 318857).
-    created_at_timestamp: int = Field(ge=0, lt=10**16)
+    created_at_timestamp: int = Field(ge=0, lt=MAX_TIMESTAMP)
     event_type: str = ""
     action_type: str = ""
     credits: float = 0.0

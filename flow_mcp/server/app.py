@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -47,6 +47,7 @@ from flow_mcp.server.flowtools import flow_tools_middleware, running_flow_tools
 from flow_mcp.server.frame import AppState, caller_for, caller_of, owner_of
 from flow_mcp.server.resources import register_resources, session_resources
 from flow_mcp.server.runner import TurnRunner
+from flow_mcp.server.stdout import claimed_stdout
 from flow_mcp.server.tools import TOOLS
 
 log = get_logger()
@@ -124,11 +125,17 @@ def build_server(
 
 
 class _FlowServer(MCPServer[AppState]):
-    """The SDK's server, whose stdio loop answers every line it cannot read (the SDK drops them unanswered)."""
+    """The SDK's server, whose stdio loop answers every line it cannot read (the SDK drops them unanswered) and writes
+    to a pipe without a thread per message (server/stdout.py)."""
 
     async def run_stdio_async(self) -> None:
+        # stdout straight to the pipe where it is one (server/stdout.py); else the SDK's own writer (None).
+        with claimed_stdout() as stdout:
+            await self._serve_stdio(cast("anyio.AsyncFile[str] | None", stdout))
+
+    async def _serve_stdio(self, stdout: anyio.AsyncFile[str] | None) -> None:
         server = self._lowlevel_server
-        async with stdio_server() as (read_stream, write_stream):
+        async with stdio_server(stdout=stdout) as (read_stream, write_stream):
             answering = _AnsweringUnreadable(read_stream, write_stream)
             await server.run(answering, write_stream, server.create_initialization_options())
 

@@ -25,7 +25,7 @@ from flow_mcp.errors import (
     TransportError,
     ValidationError,
 )
-from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind, validate_session_id
+from flow_mcp.flowhunt.client import FlowHuntClient, Seen, SessionKind, validate_session_id
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.follow import now_ms
 from flow_mcp.flowhunt.turn import status_of
@@ -67,10 +67,16 @@ class Recorder(FlowHuntClient):
         self.poll_errors: list[FlowHuntError] = []
 
     async def poll(
-        self, session_id: str, from_timestamp: str, *, kind: SessionKind = "assistant", deadline: float | None = None
+        self,
+        session_id: str,
+        from_timestamp: str,
+        *,
+        kind: SessionKind = "assistant",
+        deadline: float | None = None,
+        seen: Seen | None = None,
     ) -> list[RawEvent]:
         try:
-            return await super().poll(session_id, from_timestamp, kind=kind, deadline=deadline)
+            return await super().poll(session_id, from_timestamp, kind=kind, deadline=deadline, seen=seen)
         except FlowHuntError as error:
             self.poll_errors.append(error)
             raise

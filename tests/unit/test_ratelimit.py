@@ -36,3 +36,19 @@ async def test_the_gate_never_exceeds_its_rate() -> None:
         for _ in range(21):
             await gate.wait()
     assert time.monotonic() - started >= 0.95  # 20 more tokens at 20 per second, whatever the machine's speed
+
+
+async def test_a_request_passes_at_once_only_with_a_token_to_spare_and_nobody_in_line() -> None:
+    gate = RateGate(rate=0.001, burst=2)  # no token comes back during the test
+    assert gate.try_pass() and gate.try_pass()
+    assert not gate.try_pass()  # the burst is spent
+    gate = RateGate(rate=0.001, burst=3)
+    await gate.pause(60)
+    assert not gate.try_pass()  # a 429's pause holds every request back
+    gate = RateGate(rate=1000, burst=1)
+    gate.try_pass()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(gate.wait)
+        await anyio.lowlevel.checkpoint()
+        assert gate.waiting == 1 and not gate.try_pass()  # one is in line: it goes first
+    assert gate.waiting == 0
