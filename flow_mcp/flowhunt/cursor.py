@@ -58,7 +58,9 @@ MAX_AHEAD_IDS = 50
 """Ids of delivered events stamped past the ceiling that the cursor remembers; more such events are dropped."""
 
 _CURSOR_PREFIX = "c1."
-_MAX_CURSOR_CHARS = 65_536  # what encode() can produce at most, with room to spare
+# What encode() can produce at most, with room to spare: every text and name at its cap in characters JSON
+# escapes to twelve (outside the BMP), the window full of digests, come to about 150,000 characters.
+_MAX_CURSOR_CHARS = 262_144
 _PLAIN_IDS = 16  # up to this many ids at the cursor's timestamp are written as they are, the rest as digests
 _CACHED_ID_CHARS = 256  # longer ids (none real) are hashed each time, so that the cache stays small
 _DIGEST_BYTES = 6  # a false match needs 2**48 / MAX_REMEMBERED_IDS tries: never in practice
@@ -196,16 +198,29 @@ class Cursor:
         )
         return cursor, None
 
-    def advanced(self, batch: Iterable[RawEvent], limit: int | None, now_ms: int, settle_ms: int) -> Taken:
-        """take(), with the turn's progress carried forward."""
+    def advanced(
+        self, batch: Iterable[RawEvent], limit: int | None, now_ms: int, settle_ms: int, *, sent_ms: int | None = None
+    ) -> Taken:
+        """take(), with the turn's progress carried forward; ``sent_ms``: when the poll that brought ``batch`` was
+        sent (the batch proves FlowHunt quiet only until then), if not ``now_ms``."""
         taken = self.take(batch, limit, now_ms)
         cursor = taken.cursor.skew_at_least(skew_shown(taken, now_ms))
         # Events older than what was delivered already were made visible late: they cannot open a new turn.
         progress = advance(self.progress, taken.events, now_ms, cursor.clock_skew_ms, delivered_until=self.timestamp)
-        progress = latch_completed(progress, now_ms, settle_ms)
+        quiet_until = now_ms if sent_ms is None else min(sent_ms, now_ms)
+        progress = latch_completed(progress, quiet_until, settle_ms)
         if progress is cursor.progress and cursor is taken.cursor:
             return taken  # a poll that brought nothing new and changed nothing: the same cursor
         return replace(taken, cursor=cursor.with_progress(progress))
+
+    def quiet_until(self, now_ms: int) -> int:
+        """The latest moment FlowHunt is known to have had nothing more for the turn: when the last poll was sent.
+
+        A poll's answer shows FlowHunt as it was somewhere between the poll's sending and its receipt (a slow body
+        comes in long after it was served), so a settle window is only over once a poll sent after it answered.
+        """
+        polled = self.pace.polled_ms
+        return now_ms if polled is None else min(polled, now_ms)
 
     def skew_at_least(self, bound: int | None) -> Cursor:
         """The clock skew raised to ``bound``, a lower bound of it (``skew_shown``), by at most the slack left.

@@ -114,7 +114,9 @@ def took_poll(
     """A poll sent at ``sent_ms`` answered ``batch`` at ``now_ms``: the new events, and the cursor with the turn's
     progress and the schedule's pace after them. Pure: the simulator (bench/simulate.py) runs it in virtual time."""
     clock = schedule.timings.clock
-    taken = cursor.skew_at_least(clock.floor(now_ms)).advanced(batch, limit, now_ms, schedule.settle_ms)
+    taken = cursor.skew_at_least(clock.floor(now_ms)).advanced(
+        batch, limit, now_ms, schedule.settle_ms, sent_ms=sent_ms
+    )
     shown = skew_shown(taken, now_ms)
     if shown is not None:
         clock.seen(shown, now_ms)
@@ -125,7 +127,7 @@ def took_poll(
 def is_done(cursor: Cursor, until: Until, delivered: int, now_ms: int, settle_ms: int) -> bool:
     """Whether following stops here: the turn ended, or (``until="new_events"``) events came and no answer is
     only waiting for its settle window."""
-    if status_of(cursor.progress, now_ms, settle_ms) != "running":
+    if status_of(cursor.progress, cursor.quiet_until(now_ms), settle_ms) != "running":
         return True
     return until == "new_events" and delivered > 0 and settles_at(cursor.progress, settle_ms) is None
 

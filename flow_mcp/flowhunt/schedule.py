@@ -127,9 +127,10 @@ def _left(origin: float, terms: Sequence[tuple[float, float, float]], at: float)
         return 1.0
     fired = 0.0
     for weight, median, shape in terms:
-        ratio = median / elapsed
-        if ratio < 1e12:  # far before the median nothing has fired
-            fired += weight / (1.0 + ratio**shape)
+        # ratio ** shape in log space: a narrow spread (a large shape) far before its median overflows a float.
+        power = shape * math.log(median / elapsed)
+        if power < 700:  # far before the median nothing has fired
+            fired += weight / (1.0 + math.exp(power))
     return 1.0 - fired
 
 
@@ -175,6 +176,8 @@ class Schedule:
 
     def _fold(self, pace: Pace, event: RawEvent) -> Pace:
         kind, at = kind_of(event), event.created_at_timestamp
+        if at > _MAX_MS:
+            return pace  # a stamp no clock gives (past the year 287,000): nothing to learn, and no cursor carries it
         if kind == PERSON:
             return Pace(pace.polled_ms, pace.tokens, PERSON, at)  # a new turn: nothing of the last one holds
         index = closing([name for name, _ in pace.open], tool_key(event.meta)) if kind == TOOL_END else None
@@ -210,8 +213,8 @@ class Schedule:
         # stands in when the start's stamp says nothing (an end stamped before its start).
         took = at - started if at >= started else milliseconds(end.meta.get("duration_ms"))
         pace = replace(pace, open=pace.open[:index] + pace.open[index + 1 :])
-        if took is None:
-            return pace
+        if took is None or not 0 <= took <= _MAX_MS:
+            return pace  # a duration_ms below zero or past any clock: neither learned nor carried in the cursor
         self.timings.tools.learn(name, took / 1000)
         return replace(pace, took=(*pace.took, (name, round(took)))[-TURN_SAMPLES:])
 
@@ -224,7 +227,10 @@ class Schedule:
         """
         if pace.polled_ms is None:
             return now_ms  # nothing known about this turn's pace (an old cursor, a bare timestamp): look now
-        last = pace.polled_ms
+        # A last poll still to come (the cursor of a replica whose clock runs ahead, ours stepped back, or a forged
+        # one) is read as a poll now, else the next poll would wait for that moment.
+        last = min(pace.polled_ms, now_ms)
+        pace = replace(pace, polled_ms=last)
         ready = self._ready(pace)
         settle_at = settles_at(progress, self.settle_ms)
         if settle_at is not None:

@@ -358,7 +358,7 @@ class TurnRunner:
         return AskResult(
             session_id=caller.public(session),
             message_id=turn.message_id,
-            status=status_of(progress, now_ms(), self.settings.settle_ms),
+            status=status_of(progress, turn.cursor.quiet_until(now_ms()), self.settings.settle_ms),
             answer=digest.messages[-1] if digest.messages else None,
             messages=digest.messages,
             tool_calls=digest.tool_calls,

@@ -379,7 +379,7 @@ def _poll_result(public_id: str, events: list[Event], end: Cursor, *, more: bool
         session_id=public_id,
         events=events,
         cursor=end.encode(),
-        status=status_of(progress, now_ms(), settings.settle_ms),
+        status=status_of(progress, end.quiet_until(now_ms()), settings.settle_ms),
         more=more,
         answer=next((a for a in reversed(answers) if a), None),
         waiting_for=progress.waiting_for,

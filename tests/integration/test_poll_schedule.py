@@ -60,3 +60,23 @@ async def test_a_poll_events_chain_resumes_the_schedule_and_polls_less_than_one_
     afresh = await chain(sandbox, resume=False)
     assert resumed[1:] == afresh[1:] == (9, "completed")  # the message and its eight events, each once
     assert resumed[0] < afresh[0], (resumed, afresh)
+
+
+async def test_ask_never_completes_a_turn_on_a_poll_sent_before_its_settle_window_closed(
+    sandbox: SandboxServer,
+) -> None:
+    """A poll's answer shows FlowHunt as it was when it served the poll, somewhere between sending and receipt: a
+    slow body (here every poll's, dripped over 0.4 s) comes in after the window closed, but proves nothing past
+    when it was sent. The answer is followed by five thoughts 0.25 s apart, each inside a 0.3 s window: every one of
+    them belongs to the turn."""
+    sandbox.state.update_config({"pacing": 1.0, "rate_drip": 1.0, "drip_s": 0.4, "fault_only": "invocation_response"})
+    message = "timeline: answer+800 note+250 note+250 note+250 note+250 note+250"
+    async with Client(build_server(settings_for(sandbox, settle_seconds=0.3))) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool("ask", {"message": message})
+    content: dict[str, Any] = result.structured_content or {}
+    assert not result.is_error, text_of(result)
+    session = sandbox.state.get_session(content["session_id"])
+    assert session is not None
+    assert content["status"] == "completed"
+    assert content["events_count"] == len(sandbox.state.session_events(session)) == 7, text_of(result)

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from flow_mcp.config import Settings
 from flow_mcp.errors import InvalidArgumentError
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor, skew_shown
-from flow_mcp.flowhunt.schedule import Pace
+from flow_mcp.flowhunt.follow import took_poll
+from flow_mcp.flowhunt.schedule import Pace, Schedule
 from flow_mcp.flowhunt.send import start_cursor
-from flow_mcp.flowhunt.turn import status_of
+from flow_mcp.flowhunt.timings import Timings
+from flow_mcp.flowhunt.turn import TurnProgress, WaitingFor, status_of
 from flow_mcp.flowhunt.wire import RawEvent
 
 NOW = 1_800_000_000_000  # our clock
@@ -108,3 +111,50 @@ def test_a_turn_never_completes_before_its_settle_window_whatever_flowhunts_cloc
     for now in range(seen_at, visible + SETTLE, 25):
         assert status_of(cursor.progress, now, SETTLE) == "running", now - visible
     assert status_of(cursor.progress, visible + SETTLE + 30, SETTLE) == "completed"
+
+
+def test_the_largest_cursor_a_turn_can_leave_decodes() -> None:
+    """Every field at its cap, in characters JSON escapes to twelve (outside the BMP): 48 tool calls of long
+    unicode names (32 of them left open, in the turn and in the schedule's pace), 16 long unicode ids in the newest
+    millisecond, a failure's long unicode message. What encode() writes, decode_cursor takes back."""
+    wide = "\U0001f600" * 60
+    starts = [event(f"s{i}", NOW + 10 + i, "v3_tool_call_start", tool_name=f"{wide}{i:04d}") for i in range(48)]
+    ends = [event(f"e{i}", NOW + 100 + i, "v3_tool_call_end", tool_name=f"{wide}{i:04d}") for i in range(16)]
+    crowd = [event(f"{wide}{i:04d}", NOW + 200, "agent_cot") for i in range(15)]
+    failed = event("f", NOW + 200, "failed", message=wide * 10)
+    cursor = start_cursor(NOW, NOW - 5, NOW)
+    assert cursor is not None
+    schedule = Schedule.of(Settings(api_key=None), Timings())
+    taken = took_poll(schedule, cursor, [*starts, *ends, *crowd, failed], sent_ms=NOW + 300, now_ms=NOW + 300)
+    assert len(taken.events) == 80
+    text = taken.cursor.encode()
+    assert decode_cursor(text).encode() == text  # carried texts are cut, so compare what a next call reads
+
+
+def test_a_cursor_with_every_field_at_its_cap_decodes() -> None:
+    wide = "\U0001f600"
+    name = [f"{wide * 60}{i:04d}" for i in range(32)]
+    pace = Pace(
+        NOW,
+        10.0,
+        wide * 40,
+        NOW,
+        open=tuple((n, NOW) for n in name),
+        tool=wide * 64,
+        gaps=((wide * 40, 10**6),) * 8,
+        took=tuple((n, 10**6) for n in name[:8]),
+    )
+    waiting = WaitingFor(kind=wide * 500, prompt=wide * 500, hook_id=wide * 500, link=wide * 500)
+    progress = TurnProgress(True, tuple(name), "waiting_for_input", wide * 500, waiting, NOW)
+    cursor = Cursor(
+        timestamp=NOW,
+        seen_at_timestamp=frozenset(name[:16]),
+        progress=progress,
+        clock_skew_ms=-(10**12),
+        clock_skew_slack_ms=600_000,
+        pace=pace,
+        lookback_ms=2_000,
+        seen_before=frozenset((NOW - 1 - i % 2_000, f"#{i:012x}") for i in range(984)),
+        seen_ahead=frozenset((NOW + 10**9 + i, f"#{i:012x}") for i in range(50)),
+    )
+    assert decode_cursor(cursor.encode()) == cursor

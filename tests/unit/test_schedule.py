@@ -20,7 +20,7 @@ from flow_mcp.flowhunt.schedule import (
     pace_from_state,
     pace_state,
 )
-from flow_mcp.flowhunt.timings import Spread, Timings
+from flow_mcp.flowhunt.timings import MIN_SIGMA, Spread, Timings
 from flow_mcp.flowhunt.turn import TurnProgress
 from flow_mcp.flowhunt.wire import RawEvent
 
@@ -178,6 +178,21 @@ def test_a_source_that_cannot_fire_yet_has_not_fired() -> None:
     assert source.left(500.0) == 1.0 and source.left(1_000.0) == 1.0
     assert source.left(1_000.0 + 2_000.0) == pytest.approx(0.75)  # at the median: half of its chance
     assert source.left(1_000.0 + 10**9) == pytest.approx(0.5)  # it fires at most with its chance
+
+
+def test_a_pace_polled_later_than_now_waits_no_longer_than_one_polled_now() -> None:
+    """A cursor from a replica whose clock runs an hour ahead (or one forged so) says its last poll is still to
+    come: read as polled now, not as a reason to wait an hour (or to the end of a poll_events wait)."""
+    ahead = Pace(polled_ms=START + 3_600_000, tokens=0.0, last_kind=PERSON, last_at_ms=START)
+    now = Pace(polled_ms=START, tokens=0.0, last_kind=PERSON, last_at_ms=START)
+    assert schedule().due(ahead, IDLE, START, 0) == schedule().due(now, IDLE, START, 0) <= START + 1_000
+
+
+def test_a_narrow_source_far_from_its_median_has_not_fired_and_does_not_overflow() -> None:
+    """A tool that always took a minute, to the millisecond, is learned as narrowly as a spread goes; a moment
+    after its start, (median / elapsed) ** shape is past what a float holds."""
+    source = Source(origin=1_000.0, parts=[(1.0, Spread(math.log(60.0), MIN_SIGMA))])
+    assert source.left(1_000.0001) == 1.0
 
 
 # -- what a poll brought ---------------------------------------------------------------------------------------
