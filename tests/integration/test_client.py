@@ -25,9 +25,10 @@ from flow_mcp.errors import (
     TransportError,
     ValidationError,
 )
-from flow_mcp.flowhunt.client import FlowHuntClient, Seen, SessionKind, validate_session_id
+from flow_mcp.flowhunt.client import FlowHuntClient, SessionKind, validate_session_id
 from flow_mcp.flowhunt.cursor import Cursor, decode_cursor
 from flow_mcp.flowhunt.follow import now_ms
+from flow_mcp.flowhunt.requester import Seen
 from flow_mcp.flowhunt.turn import status_of
 from flow_mcp.flowhunt.wire import RawEvent
 from flow_mcp.sandbox import SandboxServer
