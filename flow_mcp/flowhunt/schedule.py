@@ -186,7 +186,8 @@ class Schedule:
             pace = self._learn_gap(pace, gap, followed=index is None)
         if index is not None:
             pace = self._learn_tool(pace, index, event)
-        elif kind == "v3_tool_call_start":
+        elif kind == "v3_tool_call_start" and (tool_key(event.meta), at) not in pace.open:
+            # (A start read again, as after a page cut short, is the same call, not a second one.)
             pace = replace(pace, open=(*pace.open, (tool_key(event.meta), at))[-MAX_OPEN:])
         if kind in ("v3_tool_call_start", TOOL_END):
             pace = replace(pace, tool=tool_key(event.meta))
@@ -296,7 +297,7 @@ class Schedule:
         gaps = self.timings.gaps
         kind = pace.last_kind or ""
         learned = gaps.refine(gaps.predict(kind), _in_context(kind, pace.tool))
-        mine = [math.log(gap / 1000) for seen, gap in pace.gaps if seen == kind]
+        mine = [math.log(gap / 1000) for seen, gap in pace.gaps if seen == kind and gap > 0]
         if not mine:
             return [(1.0, learned)]
         weight = len(mine) / (len(mine) + TURN_GAP_WEIGHT)
@@ -330,10 +331,12 @@ def _tempo(logs: Sequence[float]) -> Spread:
 
 # -- the pace in the cursor --------------------------------------------------------------------------------------
 
+_MAX_TOKENS_X100 = 600_000  # the largest budget settings allow (FLOW_MCP_POLL_RATE 100 x 60 s), in hundredths
+
 
 def pace_state(pace: Pace) -> list[Any]:
     """The pace as compact JSON for the cursor: [version, polled, tokens x 100, kind, at, open, gaps, tool, took]."""
-    tokens = None if pace.tokens is None else round(pace.tokens * 100)
+    tokens = None if pace.tokens is None else min(round(pace.tokens * 100), _MAX_TOKENS_X100)
     return [
         _VERSION,
         pace.polled_ms,
@@ -348,11 +351,11 @@ def pace_state(pace: Pace) -> list[Any]:
 
 
 def pace_from_state(state: Any) -> Pace:
-    """A pace read back from a cursor; ValueError when it is not one this or an earlier version wrote."""
+    """A pace read back from a cursor; ValueError when it is not one this version wrote."""
     if not isinstance(state, list) or len(state) != 9 or state[0] != _VERSION:
         raise ValueError("bad pace")
     _, polled, tokens, kind, at, open_tools, gaps, tool, took = state
-    if not (_optional_ms(polled) and _optional_ms(at) and (tokens is None or _int_in(tokens, 0, 100_000))):
+    if not (_optional_ms(polled) and _optional_ms(at) and (tokens is None or _int_in(tokens, 0, _MAX_TOKENS_X100))):
         raise ValueError("bad pace times")
     if kind is not None and not (isinstance(kind, str) and len(kind) <= MAX_KIND_CHARS):
         raise ValueError("bad pace kind")
@@ -364,7 +367,7 @@ def pace_from_state(state: Any) -> Pace:
         last_kind=kind,
         last_at_ms=at,
         open=tuple(_pairs(open_tools, MAX_OPEN, MAX_ID_CHARS, 0, _MAX_MS)),
-        gaps=tuple(_pairs(gaps, TURN_SAMPLES, MAX_KIND_CHARS, 0, _MAX_MS)),
+        gaps=tuple(_pairs(gaps, TURN_SAMPLES, MAX_KIND_CHARS, 1, _MAX_MS)),  # a gap of 0 has no logarithm
         tool=tool,
         took=tuple(_pairs(took, TURN_SAMPLES, MAX_ID_CHARS, 0, _MAX_MS)),
     )

@@ -47,6 +47,23 @@ class PipeWriter:
                 await anyio.wait_writable(self._fd)
 
 
+def _shares_its_file(fd: int, others: tuple[int, ...]) -> bool:
+    """Whether ``fd`` is the same pipe or socket as one of ``others`` (stdin and stdout on one socket, as inetd,
+    systemd's Accept=yes or socat give; stderr sent into stdout): making it non-blocking would make those so too."""
+    try:
+        mine = os.fstat(fd)
+    except OSError:
+        return False
+    for other in others:
+        try:
+            theirs = os.fstat(other)
+        except OSError:
+            continue
+        if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+            return True
+    return False
+
+
 def _is_pipe_or_socket(fd: int) -> bool:
     try:
         mode = os.fstat(fd).st_mode
@@ -61,7 +78,7 @@ def claimed_stdout() -> Iterator[PipeWriter | None]:
 
     On the way out fd 1 is the wire again, blocking as it was.
     """
-    if sys.platform == "win32" or not _is_pipe_or_socket(1):
+    if sys.platform == "win32" or not _is_pipe_or_socket(1) or _shares_its_file(1, (0, 2)):
         yield None
         return
     import fcntl  # POSIX only

@@ -59,3 +59,25 @@ def test_stdout_that_is_a_file_keeps_the_sdk_writer(tmp_path: Path) -> None:
 def _env_with_repo() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+SHARED = textwrap.dedent(
+    """
+    import os, socket, sys
+    from flow_mcp.server.stdout import claimed_stdout
+
+    ours, theirs = socket.socketpair()
+    os.dup2(ours.fileno(), 0)
+    os.dup2(ours.fileno(), 1)
+    with claimed_stdout() as out:
+        sys.stderr.write(f"claimed={out is not None} stdin_blocking={os.get_blocking(0)}\\n")
+    """
+)
+
+
+def test_stdout_on_the_same_socket_as_stdin_is_left_to_the_sdks_writer_and_stdin_stays_blocking() -> None:
+    # inetd, systemd's Accept=yes and socat hand a server one socket as both: O_NONBLOCK on one would be on both.
+    done = subprocess.run(
+        [sys.executable, "-c", SHARED], capture_output=True, timeout=60, check=True, env=_env_with_repo()
+    )
+    assert done.stderr.decode().strip().endswith("claimed=False stdin_blocking=True")

@@ -158,3 +158,18 @@ def test_a_cursor_with_every_field_at_its_cap_decodes() -> None:
         seen_ahead=frozenset((NOW + 10**9 + i, f"#{i:012x}") for i in range(50)),
     )
     assert decode_cursor(cursor.encode()) == cursor
+
+
+def test_a_pace_holding_the_largest_poll_budget_settings_allow_comes_back_from_its_cursor() -> None:
+    # FLOW_MCP_POLL_RATE 100 x FLOW_MCP_POLL_BUDGET_SECONDS 60: a cursor the server wrote must never be refused.
+    cursor = Cursor(timestamp=NOW, pace=Pace(NOW, 6_000.0, "agent_cot", NOW))
+    assert decode_cursor(cursor.encode()).pace == cursor.pace
+
+
+def test_a_forged_gap_of_no_time_is_refused_on_decode_not_met_later_as_a_crash() -> None:
+    state = json.loads(
+        base64.urlsafe_b64decode(Cursor(timestamp=NOW, pace=Pace(NOW, 1.0, "agent_cot", NOW)).encode()[3:] + "==")
+    )
+    state["z"][6] = [["agent_cot", 0]]
+    with pytest.raises(InvalidArgumentError):
+        decode_cursor(cursor_text(state))

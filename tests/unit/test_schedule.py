@@ -310,3 +310,12 @@ def test_the_pace_round_trips_through_its_state() -> None:
 def test_a_pace_state_that_is_not_one_we_wrote_is_refused(state: Any) -> None:
     with pytest.raises(ValueError):
         pace_from_state(state)
+
+
+def test_a_tool_start_read_again_is_one_open_call_not_two() -> None:
+    # A page cut short hands the rest of a batch out again: its starts are the calls already open.
+    plan = schedule()
+    start = event("s1", START + 100, "v3_tool_call_start", tool_name="search")
+    pace = plan.observed(Pace(START, 8.0, "person", START), [start], sent_ms=START + 150)
+    again = plan.observed(pace, [start], sent_ms=START + 300)
+    assert again.open == pace.open == (("search", START + 100),)
