@@ -201,7 +201,7 @@ class RedisCoordination:
             try:
                 with anyio.fail_after(self._timeout):
                     await self._redis.ping()
-            except (RedisError, OSError, TimeoutError) as error:
+            except Exception as error:  # Redis's or not: this loop lives as long as the server
                 self._trip(error)
                 continue
             if not self.up:
@@ -256,7 +256,10 @@ class RedisCoordination:
             await anyio.sleep(POSITION_SECONDS)
             for lease in list(self._leases):
                 if lease.due(self._lease_ms / 3000):
-                    await lease.renew()
+                    try:
+                        await lease.renew()
+                    except Exception as error:  # an answer of a shape never seen: renewed next round; the loop lives
+                        log.error("turn_hold_renewal_failed", error_type=type(error).__name__)
 
     async def left_running(self, fingerprint: str, session_id: str) -> str | None:
         key = f"flow-mcp:{fingerprint}:left:{_digest(session_id)}"
@@ -290,11 +293,20 @@ class RedisCoordination:
                     while True:
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PROBE_SECONDS)
                         if message is not None and message.get("type") == "message":
-                            for callback in self._callbacks:
-                                callback(str(message["data"]))
+                            self._pass_on(str(message["data"]))
             except (RedisError, OSError, TimeoutError) as error:
                 self._trip(error)
                 await anyio.sleep(PROBE_SECONDS)
+            except Exception as error:  # not Redis's: logged, and the listening goes on
+                log.error("cancellations_listener_failed", error_type=type(error).__name__)
+                await anyio.sleep(PROBE_SECONDS)
+
+    def _pass_on(self, call: str) -> None:
+        for callback in self._callbacks:
+            try:
+                callback(call)
+            except Exception as error:  # one callback's failure must not stop the others, nor the listener
+                log.error("cancellation_not_passed_on", error_type=type(error).__name__)
 
 
 class SharedBucket:
