@@ -37,7 +37,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from flow_mcp.errors import InvalidArgumentError
-from flow_mcp.flowhunt.schedule import Pace, pace_from_state, pace_state
+from flow_mcp.flowhunt.schedule import MAX_OPEN, Pace, pace_from_state, pace_state
 from flow_mcp.flowhunt.turn import (
     MAX_ID_CHARS,
     TurnProgress,
@@ -266,7 +266,7 @@ class Cursor:
         if progress.answered:
             state["a"] = 1
         if progress.open_tools:
-            state["o"] = list(progress.open_tools[:32])
+            state["o"] = list(progress.open_tools[:MAX_OPEN])
         if progress.outcome:
             state["s"] = progress.outcome
         if progress.last_event_ms is not None:

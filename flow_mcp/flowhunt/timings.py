@@ -144,6 +144,7 @@ class Durations:
         if entry is None:
             if len(self._keys) >= self.max_keys:
                 self._keys.popitem(last=False)
+                self._pooled = None  # the prior pooled the key just forgotten
             entry = self._keys[key] = _Key(deque())
         self._keys.move_to_end(key)
         return entry

@@ -159,8 +159,8 @@ async def _stop_when_cancelled(ctx: RequestContext, call_next: CallNext) -> Hand
                 key = _call_key(ctx, request_id)
                 if calls.cancel(key):
                     log.info("request_cancelled", request_id=str(request_id))
-                else:  # not running here: it may run on another replica
-                    log.info("request_cancel_passed_on", request_id=str(request_id))
+                else:  # not running here: passed on to the other replicas, where they share Redis
+                    log.info("request_cancel_not_running_here", request_id=str(request_id))
                     # Shielded (and bounded by FLOW_MCP_REDIS_TIMEOUT): a stateless server ends a notification's
                     # request as soon as it is answered, which would otherwise cut the message off on its way.
                     with anyio.CancelScope(shield=True):

@@ -1,8 +1,9 @@
-"""OpenTelemetry: spans and metrics through three helpers that cost next to nothing while telemetry is off.
+"""OpenTelemetry: spans and metrics through small helpers that cost next to nothing while telemetry is off.
 
-``span(name, attrs)`` (a context manager), ``count(metric, n, attrs)`` and ``record(metric, value, attrs)`` are all
-the rest of flow_mcp uses. This package is the only code of flow_mcp that imports ``opentelemetry`` (import-linter
-keeps it so), and it does so only once telemetry is on. It is on when
+``span(name, attrs)`` (a context manager), ``count(metric, n, attrs)`` and ``record(metric, value, attrs)`` are what
+call sites use; ``current()`` (the open span, to add attributes), ``attached(carrier)`` (a caller's trace context)
+and ``is_on()`` serve the tool span and the client's request span. This package is the only code of flow_mcp that
+imports ``opentelemetry`` (import-linter keeps it so), and it does so only once telemetry is on. It is on when
 
 - the ``flow-mcp`` command set the OTel SDK up from the standard ``OTEL_*`` variables (``sdk.py``: the ``[otel]``
   extra installed and an exporter asked for), or
