@@ -33,7 +33,7 @@ import struct
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 from flow_mcp.errors import InvalidArgumentError
@@ -62,7 +62,6 @@ _CURSOR_PREFIX = "c1."
 # escapes to twelve (outside the BMP), the window full of digests, come to about 150,000 characters.
 _MAX_CURSOR_CHARS = 262_144
 _PLAIN_IDS = 16  # up to this many ids at the cursor's timestamp are written as they are, the rest as digests
-_CACHED_ID_CHARS = 256  # longer ids (none real) are hashed each time, so that the cache stays small
 _DIGEST_BYTES = 6  # a false match needs 2**48 / MAX_REMEMBERED_IDS tries: never in practice
 _OFFSET = struct.Struct(">H")  # a window id's millisecond, counted back from the cursor's timestamp
 _MAX_OFFSET = 0xFFFF  # the deepest look-back a cursor string can carry; LOOKBACK_MS is far below
@@ -316,17 +315,8 @@ CURSOR_HELP = "Pass the cursor exactly as returned by invoke, poll_events or ask
 
 
 def _digest(event_id: str) -> str:
-    if len(event_id) <= _CACHED_ID_CHARS:
-        return _cached_digest(event_id)
-    return _digest_of(event_id)
-
-
-@lru_cache(maxsize=16_384)  # each poll looks back at the same ids again: a digest is worked out about once
-def _cached_digest(event_id: str) -> str:
-    return _digest_of(event_id)
-
-
-def _digest_of(event_id: str) -> str:
+    # Not cached: a digest takes about 0.5 µs, a poll some 2 ms, and a cache of the ids a busy process sees would
+    # hold megabytes.
     return "#" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()[: 2 * _DIGEST_BYTES]
 
 
